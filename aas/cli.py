@@ -1,0 +1,67 @@
+"""The ``aas`` command: ``aas <command> [--field=value ...] [--config_path=FILE]``.
+
+Each command lives in ``aas.commands.<name>`` as a ``Config`` dataclass and a
+``run(cfg) -> int`` function. The config is parsed with draccus, so every
+field is a command-line flag (``--segmenter.type=gemini``), YAML files given
+with ``--config_path`` set the same fields, and ``--help`` lists them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import draccus
+
+COMMANDS = {
+    "demo": "generate, segment and validate a few demos of a default LIBERO task",
+    "generate": "record scripted demos of LIBERO tasks into LIBERO HDF5 files",
+    "segment": "split demos into atomic segments aligned to their plan",
+    "validate": "check segmentations against the validation rules",
+    "jitter": "measure segment stability under keyframe perturbation",
+    "export": "write segments as GATE-VLAP tars, WebDataset shards or LeRobot v3",
+    "push": "push an export to the Hugging Face Hub",
+    "train": "train the CLIP-RT+ policy on atomic segments",
+    "eval": "evaluate a policy in LIBERO with the published protocol",
+    "plan": "plan a LIBERO task with the symbolic or the LLM planner",
+    "report": "write a self-contained HTML report of a run directory",
+    "pipeline": "run generate, segment, export, train and eval in one go",
+}
+
+
+def _usage() -> str:
+    width = max(len(name) for name in COMMANDS)
+    lines = ["usage: aas <command> [--help] [--field=value ...]", "", "commands:"]
+    lines += [f"  {name:<{width}}  {text}" for name, text in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def _load(name: str):
+    try:
+        return importlib.import_module(f"aas.commands.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"aas.commands.{name}":
+            return None
+        raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0
+    name, rest = argv[0], argv[1:]
+    module = _load(name) if name in COMMANDS else None
+    if module is None:
+        print(f"aas: unknown or unavailable command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    cfg = draccus.parse(config_class=module.Config, args=rest, prog=f"aas {name}")
+    return int(module.run(cfg) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per ``aas`` command, each with a ``Config`` dataclass and ``run``."""

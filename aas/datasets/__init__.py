@@ -1,0 +1,1 @@
+"""LIBERO HDF5 I/O and dataset exports (GATE-VLAP, WebDataset, LeRobot, Hub)."""

@@ -1,0 +1,1 @@
+"""Policies (CLIP-RT+), planners (symbolic and LLM) and the KV-freeze cache."""

@@ -1,0 +1,1 @@
+"""LIBERO runtime setup, environments, scripted demo generation and evaluation."""
