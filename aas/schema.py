@@ -240,7 +240,7 @@ class Provenance:
     """Where a segmentation came from.
 
     ``keyframes`` lists the frame indices the segmenter looked at (empty when
-    it used every frame). ``extra`` holds backend-specific metadata that must
+    it used every frame). ``extra`` contains backend-specific metadata that must
     stay JSON-serialisable, such as a failure reason.
     """
 
