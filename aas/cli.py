@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 
 import draccus
@@ -59,8 +60,23 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # A command may name one field that its first bare argument sets
+    # (`aas report RUN_DIR` is `aas report --run_dir=RUN_DIR`).
+    positional = getattr(module, "POSITIONAL", None)
+    if positional and rest and not rest[0].startswith("-"):
+        rest = [f"--{positional}={rest[0]}", *rest[1:]]
     cfg = draccus.parse(config_class=module.Config, args=rest, prog=f"aas {name}")
-    return int(module.run(cfg) or 0)
+    try:
+        return int(module.run(cfg) or 0)
+    except (OSError, ValueError, KeyError) as exc:
+        # Bad input is reported in one line; AAS_DEBUG=1 shows the traceback.
+        if os.environ.get("AAS_DEBUG"):
+            raise
+        print(f"aas {name}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"aas {name}: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
