@@ -1,5 +1,6 @@
 """Segmenter backends; importing this package registers every backend config."""
 
 from aas.segmenters.base import Segmenter, SegmenterConfig
+from aas.segmenters.kinematic import KinematicConfig
 
-__all__ = ["Segmenter", "SegmenterConfig"]
+__all__ = ["KinematicConfig", "Segmenter", "SegmenterConfig"]
