@@ -1,0 +1,115 @@
+"""Tar files that appear under their final name only once complete.
+
+A tar is written to a hidden temporary file next to its target and renamed
+into place by ``commit``. An exception (a full disk, an interrupt) removes
+the temporary file, so no half-written tar is ever left under its final name.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import tarfile
+from pathlib import Path
+from typing import BinaryIO, Callable
+
+logger = logging.getLogger(__name__)
+
+Opener = Callable[[Path], BinaryIO]
+
+PARTIAL_SUFFIX = ".partial"
+
+
+def open_for_write(path: Path) -> BinaryIO:
+    """Open ``path`` for binary writing; the default ``Opener``."""
+    return open(path, "wb")
+
+
+def partial_path(path: Path) -> Path:
+    """Return the temporary path a tar is written to before its rename."""
+    return path.with_name(f".{path.name}{PARTIAL_SUFFIX}")
+
+
+class AtomicTarWriter:
+    """Write members into a tar at ``path`` through a temporary file.
+
+    Members get fixed metadata (mtime 0, mode 0644, owner 0), so the same
+    content gives the same bytes. ``opener`` opens the temporary file and is
+    the seam where tests put a file object that fails like a full disk.
+    Use as a context manager: a clean exit commits, an exception aborts.
+    """
+
+    def __init__(self, path: str | Path, opener: Opener = open_for_write) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._partial = partial_path(self.path)
+        self._file = opener(self._partial)
+        self._tar = tarfile.open(fileobj=self._file, mode="w", format=tarfile.GNU_FORMAT)
+        self.num_members = 0
+        self._done = False
+
+    @property
+    def size(self) -> int:
+        """Bytes written so far, including tar headers and padding."""
+        return self._tar.offset
+
+    def add(self, name: str, data: bytes) -> None:
+        """Append one member named ``name`` holding ``data``."""
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        info.mode = 0o644
+        info.mtime = 0
+        self._tar.addfile(info, io.BytesIO(data))
+        self.num_members += 1
+
+    def commit(self) -> Path:
+        """Finish the tar, flush it to disk and rename it to its final name.
+
+        On failure (such as ``OSError`` with ``ENOSPC``) the temporary file
+        is removed and the error is raised again.
+        """
+        try:
+            self._tar.close()
+            self._file.flush()
+            try:
+                os.fsync(self._file.fileno())
+            except (AttributeError, io.UnsupportedOperation):
+                pass
+            self._file.close()
+            os.replace(self._partial, self.path)
+        except BaseException:
+            self.abort()
+            raise
+        self._done = True
+        return self.path
+
+    def abort(self) -> None:
+        """Discard the temporary file; the final name is left untouched."""
+        if self._done:
+            return
+        self._done = True
+        for close in (self._tar.close, self._file.close):
+            try:
+                close()
+            except OSError as exc:
+                logger.debug("ignoring %s while aborting %s", exc, self._partial)
+        self._partial.unlink(missing_ok=True)
+
+    def __enter__(self) -> AtomicTarWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+
+def remove_partials(folder: Path) -> int:
+    """Delete temporary tars left by a killed process under ``folder``; return the count."""
+    count = 0
+    for stale in folder.rglob(f".*.tar{PARTIAL_SUFFIX}"):
+        stale.unlink()
+        count += 1
+    return count
