@@ -23,8 +23,10 @@ from aas.planning.domain import (
 )
 from aas.planning.search import (
     PlanningError,
+    SearchResult,
     applicable_steps,
     plan_for_scene,
+    search,
     search_steps,
 )
 
@@ -33,6 +35,7 @@ __all__ = [
     "PlanCheck",
     "PlanError",
     "PlanningError",
+    "SearchResult",
     "State",
     "applicable_steps",
     "apply_effects",
@@ -47,6 +50,7 @@ __all__ = [
     "instruction_for",
     "observable_effects",
     "plan_for_scene",
+    "search",
     "search_steps",
     "step_effects",
     "step_goals",

@@ -16,9 +16,17 @@ from __future__ import annotations
 import heapq
 import logging
 import time
+from dataclasses import dataclass
 
 from aas.bddl import Scene
-from aas.planning.domain import Action, Domain, State, initial_state, instruction_for
+from aas.planning.domain import (
+    Action,
+    Domain,
+    State,
+    format_atom,
+    initial_state,
+    instruction_for,
+)
 from aas.schema import Plan, Step
 
 logger = logging.getLogger(__name__)
@@ -79,14 +87,30 @@ def applicable_steps(scene: Scene, state: State) -> list[Step]:
     return [action.step for action in _applicable(domain, domain.actions(), state)]
 
 
-def search_steps(
+@dataclass(frozen=True)
+class SearchResult:
+    """A plan found by :func:`search` and the work it took.
+
+    ``expanded`` counts states whose successors were generated, and
+    ``generated`` counts successor states pushed onto the frontier.
+    """
+
+    steps: tuple[Step, ...]
+    expanded: int
+    generated: int
+
+
+def search(
     scene: Scene,
     state: State | None = None,
     max_expansions: int = DEFAULT_MAX_EXPANSIONS,
-) -> tuple[Step, ...]:
-    """Return a shortest sequence of steps from ``state`` to the scene's goal.
+    use_heuristic: bool = True,
+) -> SearchResult:
+    """Search for a shortest sequence of steps from ``state`` to the scene's goal.
 
-    ``state`` defaults to :func:`initial_state`. The steps carry no
+    ``state`` defaults to :func:`initial_state`. With ``use_heuristic`` off
+    the search is uniform-cost (breadth-first in plan length), which finds
+    plans of the same length and serves as a baseline. The steps carry no
     instruction; :func:`plan_for_scene` adds them.
 
     Raises:
@@ -96,36 +120,49 @@ def search_steps(
     domain = Domain(scene)
     start = initial_state(scene) if state is None else frozenset(state)
     actions = sorted(domain.actions(), key=lambda action: _goal_rank(domain, action))
+
+    def estimate(node: State) -> int:
+        return _heuristic(domain, node) if use_heuristic else 0
+
     best_cost = {start: 0}
     parent: dict[State, tuple[State, Action]] = {}
-    counter = 0
-    start_h = _heuristic(domain, start)
-    frontier = [(start_h, start_h, counter, start)]
-    expansions = 0
+    generated = expanded = 0
+    frontier = [(estimate(start), estimate(start), generated, start)]
     while frontier:
-        _, h, _, node = heapq.heappop(frontier)
-        cost = best_cost[node]
-        if h == 0:
-            return _path(parent, node)
-        expansions += 1
-        if expansions > max_expansions:
+        _, _, _, node = heapq.heappop(frontier)
+        if all(atom in node for atom in scene.goal):
+            return SearchResult(_path(parent, node), expanded, generated)
+        if expanded >= max_expansions:
             break
+        expanded += 1
+        cost = best_cost[node]
         for action in _applicable(domain, actions, node):
             child = domain.apply(action, node)
-            if best_cost.get(child, cost + 2) <= cost + 1:
+            if child in best_cost and best_cost[child] <= cost + 1:
                 continue
             best_cost[child] = cost + 1
             parent[child] = (node, action)
-            child_h = _heuristic(domain, child)
-            counter += 1
-            heapq.heappush(frontier, (cost + 1 + child_h, child_h, counter, child))
-    reason = (
-        "the search space is exhausted"
-        if not frontier
-        else (f"no plan within {max_expansions} expanded states")
-    )
-    unmet = " ".join(f"({' '.join(a)})" for a in scene.goal)
-    raise PlanningError(f"{scene.source}: cannot reach goal {unmet}: {reason}")
+            child_estimate = estimate(child)
+            generated += 1
+            heapq.heappush(
+                frontier, (cost + 1 + child_estimate, child_estimate, generated, child)
+            )
+
+    if frontier:
+        reason = f"no plan within {max_expansions} expanded states"
+    else:
+        reason = "the search space is exhausted"
+    goal = " ".join(format_atom(atom) for atom in scene.goal)
+    raise PlanningError(f"{scene.source}: cannot reach goal {goal}: {reason}")
+
+
+def search_steps(
+    scene: Scene,
+    state: State | None = None,
+    max_expansions: int = DEFAULT_MAX_EXPANSIONS,
+) -> tuple[Step, ...]:
+    """Return a shortest sequence of steps to the goal; see :func:`search`."""
+    return search(scene, state, max_expansions).steps
 
 
 def _path(parent: dict[State, tuple[State, Action]], node: State) -> tuple[Step, ...]:
