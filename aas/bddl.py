@@ -18,15 +18,12 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from aas.schema import Atom
-
-logger = logging.getLogger(__name__)
 
 SUITES = ("libero_spatial", "libero_object", "libero_goal", "libero_10", "libero_90")
 
@@ -43,6 +40,9 @@ KNOWN_SECTIONS = (
     ":goal",
 )
 REQUIRED_SECTIONS = (":language", ":objects", ":init", ":goal")
+# Argument counts of the LIBERO predicates the planner reasons about. Other
+# predicates LIBERO defines are accepted with any number of arguments.
+PREDICATE_ARITY = {"on": 2, "in": 2, "open": 1, "close": 1, "turnon": 1, "turnoff": 1}
 REGION_ATTRIBUTES = (":target", ":ranges", ":yaw_rotation", ":rgba")
 
 # Readable names for LIBERO categories whose identifier is not plain English.
@@ -64,7 +64,6 @@ CATEGORY_NAMES = {
     "kitchen_table": "table",
     "living_room_table": "table",
     "study_table": "table",
-    "main_table": "table",
 }
 
 # Region names whose whole meaning is "the inside or top of the owner".
@@ -561,7 +560,15 @@ class _Parser:
                     f"{arg!r} in ({' '.join(parts)}) is not a declared object, "
                     "fixture or region",
                 )
-        return (parts[0].lower(), *parts[1:])
+        predicate = parts[0].lower()
+        arity = PREDICATE_ARITY.get(predicate)
+        if arity is not None and len(parts) - 1 != arity:
+            raise self.error(
+                node,
+                f"({' '.join(parts)}): {parts[0]} takes {arity} argument(s), "
+                f"got {len(parts) - 1}",
+            )
+        return (predicate, *parts[1:])
 
     def goal(self, node: _Node, declared: set[str]) -> tuple[Atom, ...]:
         if len(node.items) != 2:

@@ -1,7 +1,8 @@
 """The operator vocabulary: typed atomic actions over BDDL predicates.
 
-Each entry of :data:`OPERATORS` is one :class:`aas.schema.Operator`; adding
-an operator is adding one entry. Predicates:
+Each entry of :data:`OPERATORS` is one :class:`aas.schema.Operator`, so an
+operator over the existing parameter types is added with one entry. The
+predicates are:
 
 - BDDL predicates, which LIBERO's simulator evaluates: ``on``, ``in``,
   ``open``, ``close``, ``turnon``, ``turnoff``.
@@ -15,8 +16,8 @@ an operator is adding one entry. Predicates:
 precondition means that no atom of that shape may hold, so
 ``("on", "*", "?obj")`` requires that nothing rests on ``?obj``.
 
-Parameter types, assigned to scene names by :mod:`aas.planning.affordances`:
-``movable`` (graspable objects), ``surface`` (regions or objects that
+:mod:`aas.planning.affordances` assigns the parameter types to scene names.
+They are ``movable`` (graspable objects), ``surface`` (regions or objects that
 something can be placed on), ``container`` (regions something can be put
 in), ``openable`` (drawers, doors), ``switchable`` (stoves), ``pushable``
 (objects moved by pushing, such as plates) and ``table_region`` (regions of

@@ -22,7 +22,9 @@ def _run(scenes, use_heuristic: bool, max_expansions: int):
     for scene in scenes:
         started = time.perf_counter()
         try:
-            result = search(scene, max_expansions=max_expansions, use_heuristic=use_heuristic)
+            result = search(
+                scene, max_expansions=max_expansions, use_heuristic=use_heuristic
+            )
         except PlanningError:
             failures += 1
             continue

@@ -261,6 +261,12 @@ MALFORMED = [
     ),
     ("disjunctive goal", ("(And (In", "(Or (In"), 37, "unsupported connective 'Or'"),
     (
+        "wrong predicate arity",
+        ("(On akita_black_bowl_2 plate_1)", "(On akita_black_bowl_2)"),
+        34,
+        "On takes 2 argument(s), got 1",
+    ),
+    (
         "region without target",
         ("(cook_region (:target flat_stove_1))", "(cook_region)"),
         16,

@@ -2,7 +2,7 @@
 
 ``plan_for_scene(scene)`` searches for a minimal plan, ``check_plan`` executes
 one symbolically and reports the first failing precondition, and
-``step_goals`` tells which goal atoms each step serves.
+``step_goals`` returns the goal atoms that each step serves.
 """
 
 from aas.planning.affordances import door_of, entity_types

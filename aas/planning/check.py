@@ -24,7 +24,7 @@ class PlanCheck:
     ``valid`` is true when every step is well-formed and applicable in turn.
     ``errors`` has one message per problem, each starting with ``step N``
     (0-based) and the step. ``final_state`` is the state after the last
-    applicable step, and ``goal_satisfied`` tells whether it satisfies the
+    applicable step, and ``goal_satisfied`` is whether it satisfies the
     scene's goal; ``unmet_goals`` lists the goal atoms it lacks.
     """
 

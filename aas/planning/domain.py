@@ -90,9 +90,10 @@ def _operator(step: Step) -> Operator:
 def initial_state(scene: Scene) -> State:
     """Return the symbolic state described by the scene's ``:init`` section.
 
-    The robot starts with an empty hand. Openable names whose state
-    ``:init`` does not give start closed, and switchable ones start off, as
-    in LIBERO where articulated objects start at their default joint value.
+    The robot starts with an empty hand. Openable names that ``:init`` does
+    not declare open start closed, and switchable ones start off: LIBERO
+    tasks such as "open the top drawer" or "turn on the stove" leave the
+    closed or off state out of ``:init``.
     """
     types = entity_types(scene)
     state = set(scene.init)

@@ -1,8 +1,8 @@
 """A* search over grounded operators for a shortest plan that reaches a BDDL goal.
 
-The heuristic counts, for each object that an unmet ``on``/``in`` goal atom
-moves, one step if the gripper already holds it or it can be pushed, else
-two (grasp and release); every other unmet goal atom counts one step. Each
+The heuristic counts two steps (grasp and release) for each object that an
+unmet ``on``/``in`` goal atom moves, or one step if the gripper already
+holds it or it can be pushed. Every other unmet goal atom counts one step. Each
 step moves at most one object or changes one articulated part, so the count
 never exceeds the true remaining cost and A* returns a minimal plan.
 
