@@ -1,6 +1,14 @@
 """Segmenter backends; importing this package registers every backend config."""
 
 from aas.segmenters.base import Segmenter, SegmenterConfig
+from aas.segmenters.gemini import GeminiConfig
 from aas.segmenters.kinematic import KinematicConfig
+from aas.segmenters.openai_compat import OpenAIConfig
 
-__all__ = ["KinematicConfig", "Segmenter", "SegmenterConfig"]
+__all__ = [
+    "GeminiConfig",
+    "KinematicConfig",
+    "OpenAIConfig",
+    "Segmenter",
+    "SegmenterConfig",
+]
