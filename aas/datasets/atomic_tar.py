@@ -31,6 +31,18 @@ def partial_path(path: Path) -> Path:
     return path.with_name(f".{path.name}{PARTIAL_SUFFIX}")
 
 
+def _blocks(size: int) -> int:
+    return -(-size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+
+
+def member_size(name: str, size: int) -> int:
+    """Return the bytes one GNU-format member of ``size`` bytes takes in a tar."""
+    total = tarfile.BLOCKSIZE + _blocks(size)
+    if len(name.encode()) >= tarfile.LENGTH_NAME:
+        total += tarfile.BLOCKSIZE + _blocks(len(name.encode()) + 1)
+    return total
+
+
 class AtomicTarWriter:
     """Write members into a tar at ``path`` through a temporary file.
 
@@ -45,14 +57,22 @@ class AtomicTarWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._partial = partial_path(self.path)
         self._file = opener(self._partial)
-        self._tar = tarfile.open(fileobj=self._file, mode="w", format=tarfile.GNU_FORMAT)
+        self._tar = tarfile.open(
+            fileobj=self._file, mode="w", format=tarfile.GNU_FORMAT
+        )
         self.num_members = 0
         self._done = False
 
-    @property
-    def size(self) -> int:
-        """Bytes written so far, including tar headers and padding."""
-        return self._tar.offset
+    def closed_size(self, members: dict[str, int] | None = None) -> int:
+        """Return the file size after adding ``members`` (name to data size) and closing.
+
+        Counts GNU long-name records, the two zero blocks that end an archive
+        and the padding of the whole file to ``tarfile.RECORDSIZE``.
+        """
+        total = self._tar.offset + 2 * tarfile.BLOCKSIZE
+        for name, size in (members or {}).items():
+            total += member_size(name, size)
+        return -(-total // tarfile.RECORDSIZE) * tarfile.RECORDSIZE
 
     def add(self, name: str, data: bytes) -> None:
         """Append one member named ``name`` holding ``data``."""
