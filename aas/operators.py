@@ -34,6 +34,9 @@ DERIVED_PREDICATES = ("accessible",)
 WILDCARD = "*"
 
 _OPERATOR_LIST = (
+    # NOTE: grasp requires that nothing rests on the object, so "stack the
+    # left bowl on the right bowl and place them in the tray" plans the base
+    # into the tray first. Human demos may instead carry the finished stack.
     Operator(
         name="grasp",
         params=(("obj", "movable"),),

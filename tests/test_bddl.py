@@ -317,3 +317,36 @@ def test_comments_are_ignored() -> None:
         "(:domain robosuite)", "(:domain robosuite) ; (unbalanced in comment"
     )
     assert parse_bddl_text(text).domain == "robosuite"
+
+
+def test_parse_agrees_with_libero_parser() -> None:
+    from aas.sims.runtime import setup_libero
+
+    setup_libero(check_renderer=False)
+    from libero.libero.envs.bddl_utils import robosuite_parse_problem
+
+    for path in libero_bddl_files():
+        scene = parse_bddl(path)
+        expected = robosuite_parse_problem(str(path))
+        assert scene.language.lower() == " ".join(expected["language_instruction"]), (
+            path
+        )
+        assert scene.problem_name.lower() == expected["problem_name"], path
+        objects = {n: c for c, names in expected["objects"].items() for n in names}
+        assert scene.objects == objects, path
+        fixtures = {n: c for c, names in expected["fixtures"].items() for n in names}
+        assert scene.fixtures == fixtures, path
+        assert scene.obj_of_interest == tuple(expected["obj_of_interest"]), path
+        assert [list(a) for a in scene.init] == expected["initial_state"], path
+        assert [list(a) for a in scene.goal] == expected["goal_state"], path
+        assert set(scene.regions) == set(expected["regions"]), path
+        for name, region in scene.regions.items():
+            other = expected["regions"][name]
+            assert region.target == other["target"], (path, name)
+            assert [list(r) for r in region.ranges] == other["ranges"], (path, name)
+            if region.yaw_rotation:
+                # LIBERO keeps only the last yaw interval of a region.
+                assert list(region.yaw_rotation[-1]) == other["yaw_rotation"], (
+                    path,
+                    name,
+                )
