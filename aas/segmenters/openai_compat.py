@@ -11,6 +11,7 @@ falls back for the rest of the run when the server rejects it with HTTP 400.
 from __future__ import annotations
 
 import base64
+import logging
 import os
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -35,6 +36,8 @@ from aas.segmenters.retry import (
     parse_retry_after,
     redact,
 )
+
+logger = logging.getLogger(__name__)
 
 NAME = "openai"
 RESPONSE_FORMATS = ("auto", "json_schema", "json_object", "none")
@@ -126,6 +129,7 @@ class OpenAIBackend(Backend):
 
     async def send(self, request: SegmentRequest) -> Reply:
         while True:
+            used = self._segmenter.response_format
             response_format = self._response_format(request)
             extra = {"response_format": response_format} if response_format else {}
             try:
@@ -138,7 +142,9 @@ class OpenAIBackend(Backend):
                 )
             except openai.APIStatusError as exc:
                 message = redact(f"HTTP {exc.status_code}: {exc.message}", (self._api_key,))
-                if exc.status_code == 400 and self._segmenter.downgrade_response_format():
+                if exc.status_code == 400 and self._segmenter.downgrade_response_format(used):
+                    # NOTE: this resend is not counted in the ledger's requests; at
+                    # most two happen per run.
                     continue
                 if exc.status_code in RETRYABLE_STATUS:
                     retry_after = parse_retry_after(exc.response.headers)
@@ -171,11 +177,23 @@ class OpenAISegmenter(RemoteSegmenter):
         )
         self._may_downgrade = config.response_format == "auto"
 
-    def downgrade_response_format(self) -> bool:
-        """Step ``auto`` mode down one format after a 400; return whether it changed."""
+    def downgrade_response_format(self, used: str) -> bool:
+        """Step ``auto`` mode down from ``used`` after a 400; return whether to resend.
+
+        Concurrent requests may meet the same 400; when another one already
+        stepped down from ``used``, the request is resent with the current format.
+        """
         order = ("json_schema", "json_object", "none")
-        if not self._may_downgrade or self.response_format == "none":
+        if not self._may_downgrade or used == "none":
             return False
+        if self.response_format != used:
+            return True
+        logger.warning(
+            "%s: the server rejected response_format %s; using %s for the rest of the run",
+            self.name,
+            used,
+            order[order.index(used) + 1],
+        )
         self.response_format = order[order.index(self.response_format) + 1]
         return True
 

@@ -13,7 +13,8 @@ class ThreadedServer:
     """Serves ``self.routes()`` on a free port of 127.0.0.1 until ``close()``.
 
     ``calls`` records every request as ``{"path", "headers", "body"}``.
-    ``latency_s`` delays every reply, to measure throughput.
+    ``latency_s`` delays every reply, to measure throughput, and
+    ``max_in_flight`` is the largest number of requests handled at once.
     """
 
     def __init__(self, latency_s: float = 0.0, hang_s: float = 3.0) -> None:
@@ -21,6 +22,8 @@ class ThreadedServer:
         self.hang_s = hang_s
         self.calls: list[dict[str, Any]] = []
         self.port = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -39,8 +42,19 @@ class ThreadedServer:
                 {"path": request.path_qs, "headers": dict(request.headers), "body": body}
             )
 
+    @web.middleware
+    async def _count_in_flight(self, request: web.Request, handler) -> web.StreamResponse:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return await handler(request)
+        finally:
+            self.in_flight -= 1
+
     async def _start(self) -> None:
-        app = web.Application(client_max_size=256 * 1024 * 1024)
+        app = web.Application(
+            client_max_size=256 * 1024 * 1024, middlewares=[self._count_in_flight]
+        )
         app.add_routes(self.routes())
         self._runner = web.AppRunner(app, shutdown_timeout=0.2)
         await self._runner.setup()
