@@ -35,7 +35,9 @@ def make_demo(index: int, num_frames: int, size: int, seed: int) -> Demo:
     actions[:, 6] = np.where(frames < num_frames // 2, -1.0, 1.0)
     quat = np.tile([0.0, 0.0, 0.0, 1.0], (num_frames, 1))
     ee_pos = np.stack([frames * 0.001 + index, frames * 0.002, frames * 0.003], axis=1)
-    robot_states = np.concatenate([np.full((num_frames, 2), 0.04), ee_pos, quat], axis=1)
+    robot_states = np.concatenate(
+        [np.full((num_frames, 2), 0.04), ee_pos, quat], axis=1
+    )
     arrays = {
         "actions": actions,
         "states": rng.normal(size=(num_frames, 10)),
@@ -48,7 +50,9 @@ def make_demo(index: int, num_frames: int, size: int, seed: int) -> Demo:
         "obs/joint_states": rng.normal(size=(num_frames, 7)),
         "obs/ee_pos": ee_pos,
         "obs/ee_ori": rng.normal(size=(num_frames, 3)),
-        "obs/ee_states": np.concatenate([ee_pos, rng.normal(size=(num_frames, 3))], axis=1),
+        "obs/ee_states": np.concatenate(
+            [ee_pos, rng.normal(size=(num_frames, 3))], axis=1
+        ),
     }
     return Demo.from_arrays(f"demo_{index}", arrays, instruction=INSTRUCTION)
 
@@ -70,11 +74,18 @@ def write_demo_files(
             ]
             meta = {
                 "env_name": "Libero_Tabletop_Manipulation",
-                "problem_info": {"language_instruction": INSTRUCTION, "problem_name": "p"},
+                "problem_info": {
+                    "language_instruction": INSTRUCTION,
+                    "problem_name": "p",
+                },
                 "bddl_file_name": f"task_{f}.bddl",
                 "macros_image_convention": "opengl",
             }
-            path = root / suite / f"{suite.upper()}_TASK{f}_put_the_bowl_on_the_plate_demo.hdf5"
+            path = (
+                root
+                / suite
+                / f"{suite.upper()}_TASK{f}_put_the_bowl_on_the_plate_demo.hdf5"
+            )
             paths.append(write_demo_file(path, demos, meta))
     return paths
 

@@ -54,7 +54,9 @@ def test_export_rejects_wrong_demo_hash(tmp_path, demos_dir, caplog):
 
 def test_export_rejects_wrong_frame_count(tmp_path, demos_dir, caplog):
     segmentations, path = write_inputs(
-        tmp_path, demos_dir, lambda s: dataclasses.replace(s, num_frames=s.num_frames + 5)
+        tmp_path,
+        demos_dir,
+        lambda s: dataclasses.replace(s, num_frames=s.num_frames + 5),
     )
     with caplog.at_level(logging.ERROR):
         assert run(config(tmp_path, demos_dir, path)) == 1
@@ -65,7 +67,9 @@ def test_export_rejects_wrong_frame_count(tmp_path, demos_dir, caplog):
 def test_export_excludes_invalid_segmentations(tmp_path, demos_dir):
     segmentations, path = write_inputs(tmp_path, demos_dir)
     validation = tmp_path / "validation.json"
-    reports = [{"demo_key": s.demo_key, "passed": i != 1} for i, s in enumerate(segmentations)]
+    reports = [
+        {"demo_key": s.demo_key, "passed": i != 1} for i, s in enumerate(segmentations)
+    ]
     validation.write_text(json.dumps({"reports": reports}))
     assert run(config(tmp_path, demos_dir, path, validation=str(validation))) == 0
     result = json.loads((tmp_path / "out" / "export.json").read_text())
@@ -77,8 +81,12 @@ def test_export_excludes_invalid_segmentations(tmp_path, demos_dir):
 def test_export_includes_invalid_when_asked(tmp_path, demos_dir):
     segmentations, path = write_inputs(tmp_path, demos_dir)
     validation = tmp_path / "validation.json"
-    validation.write_text(json.dumps({s.demo_key: {"passed": False} for s in segmentations}))
-    cfg = config(tmp_path, demos_dir, path, validation=str(validation), include_invalid=True)
+    validation.write_text(
+        json.dumps({s.demo_key: {"passed": False} for s in segmentations})
+    )
+    cfg = config(
+        tmp_path, demos_dir, path, validation=str(validation), include_invalid=True
+    )
     assert run(cfg) == 0
     result = json.loads((tmp_path / "out" / "export.json").read_text())
     assert result["counts"]["segments"] == 6
@@ -88,7 +96,9 @@ def test_export_includes_invalid_when_asked(tmp_path, demos_dir):
 
 def test_export_skips_failed_segmentations(tmp_path, demos_dir):
     segmentations, path = write_inputs(
-        tmp_path, demos_dir, lambda s: dataclasses.replace(s, status="failed", error="timed out")
+        tmp_path,
+        demos_dir,
+        lambda s: dataclasses.replace(s, status="failed", error="timed out"),
     )
     assert run(config(tmp_path, demos_dir, path)) == 0
     result = json.loads((tmp_path / "out" / "export.json").read_text())

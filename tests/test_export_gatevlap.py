@@ -16,7 +16,11 @@ from export_helpers import (
     write_segmentation_file,
 )
 
-from aas.datasets.gatevlap import export_gatevlap, import_segmentations, read_gatevlap_tar
+from aas.datasets.gatevlap import (
+    export_gatevlap,
+    import_segmentations,
+    read_gatevlap_tar,
+)
 from aas.datasets.images import decode_png
 from aas.datasets.sources import pair_demos
 
@@ -46,7 +50,9 @@ def exported(source, tmp_path_factory):
 def test_gatevlap_writes_one_tar_per_subtask_and_suite(exported):
     out, counts = exported
     tars = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.tar"))
-    expected = sorted(f"{suite}/{name}" for suite in ("libero_10", "libero_goal") for name in SUBTASKS)
+    expected = sorted(
+        f"{suite}/{name}" for suite in ("libero_10", "libero_goal") for name in SUBTASKS
+    )
     assert tars == expected
     assert sorted(counts.files) == expected
     assert counts.segments == 12
@@ -56,14 +62,22 @@ def test_gatevlap_writes_one_tar_per_subtask_and_suite(exported):
 def test_gatevlap_members_follow_demo_timestep_names(exported):
     out, _ = exported
     listing = subprocess.run(
-        ["tar", "-tf", str(out / "libero_goal" / SUBTASKS[0])], capture_output=True, text=True, check=True
+        ["tar", "-tf", str(out / "libero_goal" / SUBTASKS[0])],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     assert listing[:3] == [
         "demo_0/demo_0_timestep_0000.json",
         "demo_0/demo_0_timestep_0000.png",
         "demo_0/demo_0_timestep_0000.wrist.png",
     ]
-    assert {name.split("/")[0] for name in listing} == {"demo_0", "demo_1", "demo_2", "demo_3"}
+    assert {name.split("/")[0] for name in listing} == {
+        "demo_0",
+        "demo_1",
+        "demo_2",
+        "demo_3",
+    }
 
 
 def test_gatevlap_frame_records_match_source_demo(exported, source):
@@ -75,8 +89,13 @@ def test_gatevlap_frame_records_match_source_demo(exported, source):
         frames = np.arange(segment.segment.start, segment.segment.end + 1)
         assert np.array_equal(segment.frames, frames)
         assert np.array_equal(segment.actions, demo.actions[frames].astype(np.float32))
-        assert np.array_equal(segment.joint_states, demo.array("obs/joint_states")[frames].astype(np.float32))
-        assert np.array_equal(segment.robot_states, demo.array("robot_states")[frames].astype(np.float32))
+        assert np.array_equal(
+            segment.joint_states,
+            demo.array("obs/joint_states")[frames].astype(np.float32),
+        )
+        assert np.array_equal(
+            segment.robot_states, demo.array("robot_states")[frames].astype(np.float32)
+        )
         assert segment.instruction == "place the black bowl on the plate"
         assert segment.original_instruction == demo.instruction
         assert segment.segment.op == "place"
@@ -88,7 +107,9 @@ def test_gatevlap_frame_records_match_source_demo(exported, source):
 def test_gatevlap_images_are_upright(exported, source):
     out, _ = exported
     demos = {d.key: d for d in read_demos(source[0] / "demos")}
-    segment = next(read_gatevlap_tar(out / "libero_goal" / SUBTASKS[0], decode_images=True))
+    segment = next(
+        read_gatevlap_tar(out / "libero_goal" / SUBTASKS[0], decode_images=True)
+    )
     stored = demos[segment.demo_key].array("obs/agentview_rgb")[segment.frames]
     assert np.array_equal(segment.images, stored[:, ::-1, ::-1])
     assert tuple(segment.images[0, -1, -1]) == (255, 0, 0)
@@ -97,14 +118,24 @@ def test_gatevlap_images_are_upright(exported, source):
 
 def test_gatevlap_tar_reads_with_webdataset(exported):
     out, _ = exported
-    dataset = wds.WebDataset(str(out / "libero_10" / SUBTASKS[0]), shardshuffle=False, empty_check=False)
+    dataset = wds.WebDataset(
+        str(out / "libero_10" / SUBTASKS[0]), shardshuffle=False, empty_check=False
+    )
     samples = list(dataset)
     assert len(samples) == 6 + 6  # grasp covers frames 0..5 of both demos
     first = samples[0]
     assert first["__key__"] == "demo_0/demo_0_timestep_0000"
     assert set(first) >= {"png", "wrist.png", "json"}
     record = json.loads(first["json"])
-    for field in ("instruction", "action", "joint_state", "robot_state", "image", "op", "args"):
+    for field in (
+        "instruction",
+        "action",
+        "joint_state",
+        "robot_state",
+        "image",
+        "op",
+        "args",
+    ):
         assert field in record
     for field in ("start", "end", "confidence"):
         assert field in record
@@ -136,7 +167,10 @@ def test_gatevlap_interrupted_export_resumes_to_same_bytes(source, exported, tmp
     with pytest.raises(KeyboardInterrupt):
         # Two demos finish suite libero_10; the third is in libero_goal.
         export_gatevlap(interrupt_after(items(source), 3), tmp_path)
-    assert sorted(p.parent.name for p in tmp_path.rglob("*.tar")) == ["libero_10", "libero_10"]
+    assert sorted(p.parent.name for p in tmp_path.rglob("*.tar")) == [
+        "libero_10",
+        "libero_10",
+    ]
     assert list(tmp_path.rglob("*.partial")) == []
     counts = export_gatevlap(items(source), tmp_path, resume=True)
     assert counts.segments == 12

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 from export_helpers import read_demos, write_demo_files, write_segmentation_file
+from hub_server import HubServer, push_command
 
 from aas.commands.export import Config, run
 from aas.datasets.frames import ACTION_NAMES, STATE_NAMES
@@ -61,12 +62,19 @@ def test_lerobot_frames_match_source_demo_exactly(exported):
         t = int(frame["demo_frame"])
         segment = by_key[frame["demo_key"]].segments[int(frame["episode_index"]) % 2]
         expected_state = np.concatenate(
-            [demo.array("obs/ee_pos")[t], demo.array("obs/ee_ori")[t], demo.array("obs/gripper_states")[t]]
+            [
+                demo.array("obs/ee_pos")[t],
+                demo.array("obs/ee_ori")[t],
+                demo.array("obs/gripper_states")[t],
+            ]
         ).astype(np.float32)
-        assert np.array_equal(frame["action"].numpy(), demo.actions[t].astype(np.float32))
+        assert np.array_equal(
+            frame["action"].numpy(), demo.actions[t].astype(np.float32)
+        )
         assert np.array_equal(frame["observation.state"].numpy(), expected_state)
         assert np.array_equal(
-            frame["observation.joint_state"].numpy(), demo.array("obs/joint_states")[t].astype(np.float32)
+            frame["observation.joint_state"].numpy(),
+            demo.array("obs/joint_states")[t].astype(np.float32),
         )
         assert frame["task"] == segment.instruction
         assert frame["op"] == segment.op
@@ -80,7 +88,9 @@ def test_lerobot_images_upright(exported):
     frame = dataset[0]
     demo = demos[frame["demo_key"]]
     stored = demo.array("obs/agentview_rgb")[int(frame["demo_frame"])]
-    image = (frame["observation.images.agentview"].numpy().transpose(1, 2, 0) * 255).round()
+    image = (
+        frame["observation.images.agentview"].numpy().transpose(1, 2, 0) * 255
+    ).round()
     assert np.array_equal(image.astype(np.uint8), stored[::-1, ::-1])
 
 
@@ -90,3 +100,18 @@ def test_lerobot_export_records_result(exported):
     assert result["format"] == "lerobot"
     assert result["dataset_dir"] == "dataset"
     assert result["counts"]["segments"] == 4
+
+
+def test_lerobot_push_sends_dataset_and_version_tag(exported, tmp_path):
+    root, dataset, _, _ = exported
+    with HubServer("hf_test_token") as hub:
+        result = push_command(root / "out", REPO_ID, tmp_path, hub.url, "hf_test_token")
+    assert result.returncode == 0, result.stderr
+    received = hub.state.files[REPO_ID]
+    assert "meta/info.json" in received
+    assert any(
+        path.startswith("data/") and path.endswith(".parquet") for path in received
+    )
+    assert not any(path.startswith("images/") for path in received)
+    assert received["README.md"].decode().count("LeRobot") >= 1
+    assert hub.state.tags[REPO_ID] == [dataset.meta.info.codebase_version]

@@ -49,7 +49,13 @@ def exported(source, tmp_path_factory):
 
 def test_shards_sample_has_contract_fields(exported):
     out, manifest = exported
-    sample = next(iter(wds.WebDataset(f"{out}/shard-000000.tar", shardshuffle=False, empty_check=False)))
+    sample = next(
+        iter(
+            wds.WebDataset(
+                f"{out}/shard-000000.tar", shardshuffle=False, empty_check=False
+            )
+        )
+    )
     fields = {name for name in sample if not name.startswith("__")}
     assert fields == set(FIELDS)
     assert manifest["fields"] == list(FIELDS)
@@ -67,7 +73,9 @@ def test_shards_chunks_match_segment_actions(exported, source):
         assert sample["key"] == sample_key(meta["demo_key"], t)
         assert sample["actions"].shape == (8, 7)
         assert sample["actions"].dtype == np.float32
-        assert np.array_equal(sample["actions"][:valid], demo.actions[t : t + valid].astype(np.float32))
+        assert np.array_equal(
+            sample["actions"][:valid], demo.actions[t : t + valid].astype(np.float32)
+        )
         assert not sample["actions"][valid:].any()
         assert sample["mask"].tolist() == [True] * valid + [False] * (8 - valid)
 
@@ -92,8 +100,12 @@ def test_shards_text_and_images(exported, source):
     demo, t = demos[sample["meta"]["demo_key"]], sample["meta"]["frame"]
     assert sample["instruction"] == "pick up the black bowl"
     assert sample["original_instruction"] == demo.instruction
-    assert np.array_equal(sample["agentview"], demo.array("obs/agentview_rgb")[t, ::-1, ::-1])
-    assert np.array_equal(sample["wrist"], demo.array("obs/eye_in_hand_rgb")[t, ::-1, ::-1])
+    assert np.array_equal(
+        sample["agentview"], demo.array("obs/agentview_rgb")[t, ::-1, ::-1]
+    )
+    assert np.array_equal(
+        sample["wrist"], demo.array("obs/eye_in_hand_rgb")[t, ::-1, ::-1]
+    )
 
 
 def test_shards_respect_size_limit(exported):
@@ -133,7 +145,9 @@ def test_shards_interrupted_export_resumes_to_same_bytes(source, exported, tmp_p
     resumed = export_shards(items(source), tmp_path, limits, resume=True)
     assert resumed == manifest
     for shard in manifest["shards"]:
-        assert (tmp_path / shard["name"]).read_bytes() == (reference / shard["name"]).read_bytes()
+        assert (tmp_path / shard["name"]).read_bytes() == (
+            reference / shard["name"]
+        ).read_bytes()
 
 
 def test_shards_resume_rejects_other_inputs(source, tmp_path):
@@ -146,10 +160,22 @@ def test_shards_memory_flat_in_demo_count(tmp_path):
     peaks = {}
     for count in (2, 8):
         root = tmp_path / f"n{count}"
-        write_demo_files(root / "demos", {"libero_goal": count // 2}, demos_per_file=2, num_frames=20, size=64)
-        segmentations = {s.demo_key: s for s in write_segmentation_file(root / "demos", root / "s.jsonl")}
+        write_demo_files(
+            root / "demos",
+            {"libero_goal": count // 2},
+            demos_per_file=2,
+            num_frames=20,
+            size=64,
+        )
+        segmentations = {
+            s.demo_key: s
+            for s in write_segmentation_file(root / "demos", root / "s.jsonl")
+        }
         tracemalloc.start()
-        export_shards(pair_demos(read_demos(root / "demos"), segmentations, verdicts={}), root / "out")
+        export_shards(
+            pair_demos(read_demos(root / "demos"), segmentations, verdicts={}),
+            root / "out",
+        )
         peaks[count] = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
     assert peaks[8] < 1.5 * peaks[2]

@@ -1,10 +1,10 @@
 """``aas export``: write segmented demos as GATE-VLAP tars, training shards or LeRobot v3.
 
-Reads demo files and segmentations, checks that every segmentation matches
-its demo (action digest and length), leaves out failed segmentations and,
-unless ``--include_invalid=true``, those that failed validation, then writes
-the chosen format into ``--output_dir`` together with ``config.yaml`` and
-``export.json`` (counts, left-out demos, validation pass rate, segmenters).
+Reads demo files and segmentations and checks that every segmentation matches
+its demo (action digest and length). Failed segmentations are left out, and
+so are those that failed validation unless ``--include_invalid=true``. The
+chosen format is written into ``--output_dir`` together with ``config.yaml``
+and ``export.json`` (counts, left-out demos, validation pass rate, segmenters).
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from aas.commands.common import (
     OutputDirExistsError,
@@ -171,11 +172,12 @@ def _run(cfg: Config) -> int:
         _clean_previous(out)
     elif cfg.resume and _finished(out, cfg.format):
         logger.info(
-            "%s already holds a finished %s export; nothing to do", out, cfg.format
+            "%s already contains a finished %s export; nothing to do", out, cfg.format
         )
         return 0
     (out / RESULT_FILE).unlink(missing_ok=True)
     save_config(cfg, out)
+
     paths = segmentation_files(cfg.segmentations)
     segmentations = load_segmentations(paths)
     verdicts = load_validation(cfg.validation) if cfg.validation else None
@@ -183,19 +185,42 @@ def _run(cfg: Config) -> int:
         "exporting %d segmentations as %s to %s", len(segmentations), cfg.format, out
     )
     check_matches(lambda: iter_demos(cfg.demos), segmentations)
+
     stats, suites, segmenters = PairingStats(), set(), set()
-    items = _record(
-        pair_demos(
-            iter_demos(cfg.demos),
-            segmentations,
-            verdicts,
-            include_invalid=cfg.include_invalid,
-            default_suite=cfg.suite,
-            stats=stats,
-        ),
-        suites,
-        segmenters,
+    paired = pair_demos(
+        iter_demos(cfg.demos),
+        segmentations,
+        verdicts,
+        include_invalid=cfg.include_invalid,
+        default_suite=cfg.suite,
+        stats=stats,
     )
+    result = _export(cfg, out, _record(paired, suites, segmenters), paths)
+
+    result.update(
+        complete=True,
+        pairing=stats.to_dict(),
+        validation_pass_rate=stats.validation_pass_rate,
+        suites=sorted(suites),
+        segmenters=sorted(segmenters),
+        include_invalid=cfg.include_invalid,
+    )
+    write_json(out / RESULT_FILE, result)
+    logger.info(
+        "exported %d segments (%d frames) from %d demos; left out %d invalid, %d failed",
+        result["counts"]["segments"],
+        result["counts"]["frames"],
+        len(stats.exported),
+        len(stats.invalid_excluded),
+        len(stats.failed_segmentations),
+    )
+    return 0
+
+
+def _export(
+    cfg: Config, out: Path, items: Iterable[SegmentedDemo], paths: list[Path]
+) -> dict[str, Any]:
+    """Write ``items`` in the configured format; return the format and counts."""
     result: dict[str, Any] = {"format": cfg.format}
     if cfg.format == "gatevlap":
         result["counts"] = export_gatevlap(items, out, resume=cfg.resume).to_dict()
@@ -219,24 +244,7 @@ def _run(cfg: Config) -> int:
         }
     else:
         result.update(_export_lerobot(cfg, out, items))
-    result.update(
-        complete=True,
-        pairing=stats.to_dict(),
-        validation_pass_rate=stats.validation_pass_rate,
-        suites=sorted(suites),
-        segmenters=sorted(segmenters),
-        include_invalid=cfg.include_invalid,
-    )
-    write_json(out / RESULT_FILE, result)
-    logger.info(
-        "exported %d segments (%d frames) from %d demos; left out %d invalid, %d failed",
-        result["counts"]["segments"],
-        result["counts"]["frames"],
-        len(stats.exported),
-        len(stats.invalid_excluded),
-        len(stats.failed_segmentations),
-    )
-    return 0
+    return result
 
 
 def _export_lerobot(
@@ -249,7 +257,7 @@ def _export_lerobot(
         # NOTE: LeRobot exports restart instead of resuming, because a dataset
         # left unfinalised by a killed process has parquet files without footers.
         raise OutputDirExistsError(
-            f"{root} holds an unfinished LeRobot export; pass --overwrite=true to start again"
+            f"{root} contains an unfinished LeRobot export; pass --overwrite=true to start again"
         )
     counts = export_lerobot(items, root, cfg.repo_id, use_videos=cfg.use_videos)
     return {

@@ -11,8 +11,9 @@ import io
 import logging
 import os
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO
 
 logger = logging.getLogger(__name__)
 

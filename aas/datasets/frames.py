@@ -104,14 +104,20 @@ def read_state(demo: Demo, frames: np.ndarray) -> np.ndarray:
     return np.concatenate([pos, ori, gripper], axis=1).astype(np.float32)
 
 
-def read_segment_frames(demo: Demo, segment: Segment, images: bool = True) -> SegmentFrames:
+def read_segment_frames(
+    demo: Demo, segment: Segment, images: bool = True
+) -> SegmentFrames:
     """Read the arrays of one segment's frames, images upright if requested.
 
     Raises:
         MissingDatasetError: the demo lacks a dataset the export needs.
     """
     frames = np.arange(segment.start, segment.end + 1)
-    robot = demo.frames(ROBOT_STATES, frames).astype(np.float32) if demo.has(ROBOT_STATES) else None
+    robot = (
+        demo.frames(ROBOT_STATES, frames).astype(np.float32)
+        if demo.has(ROBOT_STATES)
+        else None
+    )
     result = SegmentFrames(
         frames=frames,
         actions=demo.frames(ACTIONS, frames).astype(np.float32),

@@ -1,6 +1,6 @@
 """GATE-VLAP layout: one tar per atomic subtask, one PNG and one JSON per frame.
 
-An export holds ``<suite>/<subtask>.tar`` where ``subtask`` is the atomic
+An export contains ``<suite>/<subtask>.tar`` where ``subtask`` is the atomic
 instruction in snake case (``pick_up_the_black_bowl``). Inside a tar, the
 k-th segment of that subtask is the folder ``demo_<k>`` with, for each of its
 frames, ``demo_<k>/demo_<k>_timestep_<t:04d>.png`` (upright agentview image),
@@ -31,9 +31,10 @@ import logging
 import re
 import tarfile
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -57,7 +58,9 @@ def subtask_name(segment: Segment) -> str:
     text = segment.instruction or " ".join((segment.op, *segment.args))
     slug = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
     if not slug:
-        raise ValueError(f"segment {segment.op}{segment.args} has no usable subtask name")
+        raise ValueError(
+            f"segment {segment.op}{segment.args} has no usable subtask name"
+        )
     return slug
 
 
@@ -79,7 +82,9 @@ class ExportCounts:
         }
 
 
-def frame_record(item: SegmentedDemo, index: int, data: SegmentFrames, t: int, demo_name: str) -> dict:
+def frame_record(
+    item: SegmentedDemo, index: int, data: SegmentFrames, t: int, demo_name: str
+) -> dict:
     """Build the JSON record of frame ``t`` (0-based within the segment)."""
     segment = item.segmentation.segments[index]
     stem = f"{demo_name}_timestep_{t:04d}"
@@ -110,7 +115,9 @@ def frame_record(item: SegmentedDemo, index: int, data: SegmentFrames, t: int, d
     }
 
 
-def _write_segment(writer: AtomicTarWriter, item: SegmentedDemo, index: int, demo_name: str) -> int:
+def _write_segment(
+    writer: AtomicTarWriter, item: SegmentedDemo, index: int, demo_name: str
+) -> int:
     data = read_segment_frames(item.demo, item.segmentation.segments[index])
     for t in range(len(data.frames)):
         stem = f"{demo_name}/{demo_name}_timestep_{t:04d}"
@@ -146,7 +153,9 @@ class _SuiteWriter:
                 )
             demo_name = f"demo_{self.demo_counts[subtask]}"
             self.demo_counts[subtask] += 1
-            self.counts.frames += _write_segment(self.writers[subtask], item, index, demo_name)
+            self.counts.frames += _write_segment(
+                self.writers[subtask], item, index, demo_name
+            )
             self.counts.segments += 1
             self.counts.ops[segment.op] += 1
 
@@ -200,7 +209,9 @@ def export_gatevlap(
     return totals
 
 
-def _finish_suite(out: Path, suite: _SuiteWriter, progress: dict, totals: ExportCounts) -> None:
+def _finish_suite(
+    out: Path, suite: _SuiteWriter, progress: dict, totals: ExportCounts
+) -> None:
     if suite.suite in progress["suites"]:
         raise ValueError(
             f"suite {suite.suite} appears twice in the input; pass its demo files together"
@@ -253,7 +264,9 @@ class ImportedSegment:
     wrist_images: np.ndarray | None = None
 
 
-def read_gatevlap_tar(path: str | Path, decode_images: bool = False) -> Iterator[ImportedSegment]:
+def read_gatevlap_tar(
+    path: str | Path, decode_images: bool = False
+) -> Iterator[ImportedSegment]:
     """Read the segments of one GATE-VLAP tar in file order, streaming.
 
     Frames of a segment are ordered by timestep. Records written by other
@@ -290,7 +303,9 @@ def read_gatevlap_tar(path: str | Path, decode_images: bool = False) -> Iterator
             yield _build_segment(path, subtask, demo_name, pending.pop(demo_name))
 
 
-def _build_segment(path: Path, subtask: str, demo_name: str, frames: dict[int, dict]) -> ImportedSegment:
+def _build_segment(
+    path: Path, subtask: str, demo_name: str, frames: dict[int, dict]
+) -> ImportedSegment:
     steps = sorted(frames)
     records = []
     for t in steps:
@@ -300,8 +315,12 @@ def _build_segment(path: Path, subtask: str, demo_name: str, frames: dict[int, d
     first = records[0]
     for name in ("action", "instruction"):
         if name not in first:
-            raise ValueError(f"{path}: {demo_name} timestep {steps[0]}: field {name!r} is missing")
-    frame_ids = np.array([r.get("frame", r.get("timestep", t)) for r, t in zip(records, steps)])
+            raise ValueError(
+                f"{path}: {demo_name} timestep {steps[0]}: field {name!r} is missing"
+            )
+    frame_ids = np.array(
+        [r.get("frame", r.get("timestep", t)) for r, t in zip(records, steps)]
+    )
     start = int(first.get("start", frame_ids[0]))
     end = int(first.get("end", frame_ids[-1]))
     segment = Segment(
@@ -337,7 +356,9 @@ def _build_segment(path: Path, subtask: str, demo_name: str, frames: dict[int, d
         frames=frame_ids,
         actions=stack("action"),
         state=stack("state"),
-        joint_states=joint if joint is not None else np.zeros((len(steps), 0), np.float32),
+        joint_states=joint
+        if joint is not None
+        else np.zeros((len(steps), 0), np.float32),
         robot_states=stack("robot_state"),
         images=images("png"),
         wrist_images=images("wrist.png"),

@@ -21,7 +21,9 @@ UPRIGHT_CONVENTION = "opencv"
 def upright(images: np.ndarray) -> np.ndarray:
     """Flip images of shape ``[..., H, W, C]`` along both image axes."""
     if images.ndim < 3:
-        raise ValueError(f"expected images shaped [..., H, W, C], got shape {images.shape}")
+        raise ValueError(
+            f"expected images shaped [..., H, W, C], got shape {images.shape}"
+        )
     return np.ascontiguousarray(images[..., ::-1, ::-1, :])
 
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 

@@ -1,6 +1,6 @@
 """Training shards: WebDataset tars with one sample per (segment, frame).
 
-A shard folder holds ``shard-000000.tar``, ``shard-000001.tar``, ... and
+A shard folder contains ``shard-000000.tar``, ``shard-000001.tar``, ... and
 ``manifest.json``. Each sample has these members (``<key>.<field>``):
 
 - ``__key__``: ``<demo key>__f<frame:04d>`` with ``/`` and ``.`` in the demo
@@ -33,9 +33,10 @@ import io
 import json
 import logging
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -224,7 +225,7 @@ def export_shards(
         progress = json.loads((out / PROGRESS_FILE).read_text(encoding="utf-8"))
         if progress.get("fingerprint") != fingerprint:
             raise ResumeMismatchError(
-                f"{out} holds shards of other inputs or settings; "
+                f"{out} contains shards written from other inputs or settings; "
                 "pass --overwrite=true to start again"
             )
         logger.info(

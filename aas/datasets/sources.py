@@ -1,10 +1,10 @@
 """Pair segmentations with the demos they were computed from.
 
 Every export reads demos and segmentations side by side. A segmentation is
-matched to its demo by ``demo_key``; the demo's action digest
+matched to its demo by ``demo_key``. The demo's action digest
 (``Demo.action_hash``) and length must equal the segmentation's
-``demo_hash`` and ``num_frames``, so a segmentation applied to another file
-is caught before anything is written. Segmentations that failed, or whose
+``demo_hash`` and ``num_frames``, so that a segmentation applied to another
+file is caught before anything is written. Segmentations that failed, or whose
 validation failed, are left out unless the caller asks for them.
 """
 
@@ -13,9 +13,9 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 from aas.demo import Demo
 from aas.schema import Segmentation, read_segmentations
@@ -143,7 +143,9 @@ def load_validation(path: str | Path) -> dict[str, bool]:
     return verdicts
 
 
-def find_mismatches(demos: Iterable[Demo], segmentations: dict[str, Segmentation]) -> list[str]:
+def find_mismatches(
+    demos: Iterable[Demo], segmentations: dict[str, Segmentation]
+) -> list[str]:
     """List every segmentation whose demo has a different action digest or length.
 
     Reads only the actions of each demo. Each entry names the demo, its file
@@ -168,7 +170,9 @@ def find_mismatches(demos: Iterable[Demo], segmentations: dict[str, Segmentation
     return problems
 
 
-def check_matches(demo_source: DemoSource, segmentations: dict[str, Segmentation]) -> None:
+def check_matches(
+    demo_source: DemoSource, segmentations: dict[str, Segmentation]
+) -> None:
     """Raise ``SegmentationMismatchError`` listing every mismatched demo."""
     problems = find_mismatches(demo_source(), segmentations)
     if problems:
@@ -215,19 +219,31 @@ def pair_demos(
         seen.add(demo.key)
         if not segmentation.ok or not segmentation.segments:
             stats.failed_segmentations.append(demo.key)
-            logger.warning("skipping demo %s: segmentation failed (%s)", demo.key, segmentation.error)
+            logger.warning(
+                "skipping demo %s: segmentation failed (%s)",
+                demo.key,
+                segmentation.error,
+            )
             continue
-        valid = verdicts.get(demo.key) if verdicts is not None else _validate_now(demo, segmentation)
+        valid = (
+            verdicts.get(demo.key)
+            if verdicts is not None
+            else _validate_now(demo, segmentation)
+        )
         if valid is None:
             stats.unvalidated.append(demo.key)
         elif not valid and not include_invalid:
             stats.invalid_excluded.append(demo.key)
-            logger.warning("skipping demo %s: its segmentation failed validation", demo.key)
+            logger.warning(
+                "skipping demo %s: its segmentation failed validation", demo.key
+            )
             continue
         elif not valid:
             stats.invalid_included.append(demo.key)
         stats.exported.append(demo.key)
-        yield SegmentedDemo(demo, segmentation, suite_name(demo, default_suite), task_name(demo), valid)
+        yield SegmentedDemo(
+            demo, segmentation, suite_name(demo, default_suite), task_name(demo), valid
+        )
     stats.missing_demos.extend(sorted(set(segmentations) - seen))
     if stats.missing_demos:
         logger.warning(
@@ -235,4 +251,3 @@ def pair_demos(
             len(stats.missing_demos),
             stats.missing_demos[0],
         )
-
