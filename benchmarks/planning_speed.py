@@ -13,6 +13,7 @@ import time
 
 from aas.bddl import libero_bddl_files, parse_bddl
 from aas.planning import PlanningError, check_plan, search
+from aas.planning.search import DEFAULT_MAX_EXPANSIONS
 
 BASELINE_MAX_EXPANSIONS = 50_000
 
@@ -42,7 +43,7 @@ def main() -> None:
     print(f"parsed {len(scenes)} BDDL files in {parse_seconds:.3f} s")
 
     for label, use_heuristic, budget in (
-        ("A* (step-count heuristic)", True, 200_000),
+        ("A* (step-count heuristic)", True, DEFAULT_MAX_EXPANSIONS),
         ("uniform-cost baseline", False, BASELINE_MAX_EXPANSIONS),
     ):
         seconds, expanded, failures = _run(scenes, use_heuristic, budget)

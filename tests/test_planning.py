@@ -21,7 +21,7 @@ from aas.planning import (
     step_effects,
     step_goals,
 )
-from aas.schema import Plan, Step
+from aas.schema import Operator, Plan, Step
 
 SCENES = {path.name: parse_bddl(path) for path in libero_bddl_files()}
 
@@ -357,4 +357,63 @@ def test_unreachable_goal_raises() -> None:
     )
     scene = parse_bddl_text(text, source="unreachable.bddl")
     with pytest.raises(PlanningError, match="unreachable.bddl: cannot reach goal"):
+        plan_for_scene(scene)
+
+
+POUR = Operator(
+    name="pour",
+    params=(("obj", "movable"), ("target", "movable")),
+    preconditions=(("holding", "?obj"),),
+    add_effects=(("poured", "?obj", "?target"),),
+    delete_effects=(),
+    description="Tilt the held container over another one until it is empty.",
+    instruction="pour the {obj} into the {target}",
+    gripper_after="closed",
+)
+
+
+def test_new_operator_is_one_table_entry() -> None:
+    text = textwrap.dedent(
+        """\
+        (define (problem pour)
+          (:language pour the moka pot into the white mug)
+          (:fixtures main_table - table)
+          (:objects moka_pot_1 - moka_pot porcelain_mug_1 - porcelain_mug)
+          (:init)
+          (:goal (And (Poured moka_pot_1 porcelain_mug_1)))
+        )
+        """
+    )
+    scene = parse_bddl_text(text)
+    operators = {**OPERATORS, POUR.name: POUR}
+    plan = plan_for_scene(scene, operators=operators)
+    assert [s.instruction for s in plan] == [
+        "pick up the moka pot",
+        "pour the moka pot into the white mug",
+    ]
+    assert check_plan(scene, plan, operators=operators).ok
+    assert not check_plan(scene, plan).valid
+
+
+def test_restricted_operators_limit_plans() -> None:
+    operators = {name: op for name, op in OPERATORS.items() if name != "push"}
+    with pytest.raises(PlanningError, match="push_the_plate"):
+        plan_for_scene(_scene(PUSH_TASK), operators=operators)
+
+
+def test_conflicting_goal_exhausts_search() -> None:
+    text = textwrap.dedent(
+        """\
+        (define (problem conflict)
+          (:language put the ketchup on the plate and in the basket)
+          (:fixtures main_table - table)
+          (:objects ketchup_1 - ketchup plate_1 - plate basket_1 - basket)
+          (:regions (contain_region (:target basket_1)))
+          (:init)
+          (:goal (And (On ketchup_1 plate_1) (In ketchup_1 basket_1_contain_region)))
+        )
+        """
+    )
+    scene = parse_bddl_text(text, source="conflict.bddl")
+    with pytest.raises(PlanningError, match="search space is exhausted"):
         plan_for_scene(scene)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from aas.bddl import Scene
+from aas.operators import OPERATORS
 from aas.planning.domain import (
     Action,
     Domain,
@@ -14,7 +16,7 @@ from aas.planning.domain import (
     initial_state,
     unmet_goals,
 )
-from aas.schema import Atom, Plan, Step
+from aas.schema import Atom, Operator, Plan, Step
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,10 @@ class PlanCheck:
 
 
 def check_plan(
-    scene: Scene, plan: Plan | list[Step], state: State | None = None
+    scene: Scene,
+    plan: Plan | list[Step],
+    state: State | None = None,
+    operators: Mapping[str, Operator] = OPERATORS,
 ) -> PlanCheck:
     """Execute a plan symbolically from ``state`` (default: the scene's initial state).
 
@@ -58,7 +63,7 @@ def check_plan(
     later steps would run from an unknown state; malformed later steps are
     still reported.
     """
-    domain = Domain(scene)
+    domain = Domain(scene, operators)
     current = initial_state(scene) if state is None else frozenset(state)
     errors: list[str] = []
     executing = True
@@ -99,7 +104,11 @@ def describe_check(check: PlanCheck) -> str:
     return "; ".join(parts)
 
 
-def step_goals(scene: Scene, plan: Plan | list[Step]) -> list[tuple[Atom, ...]]:
+def step_goals(
+    scene: Scene,
+    plan: Plan | list[Step],
+    operators: Mapping[str, Operator] = OPERATORS,
+) -> list[tuple[Atom, ...]]:
     """Return, for each step, the goal atoms it achieves or prepares.
 
     A step achieves a goal atom when it is the last step that adds it and
@@ -111,7 +120,7 @@ def step_goals(scene: Scene, plan: Plan | list[Step]) -> list[tuple[Atom, ...]]:
     Raises:
         PlanError: the plan is not valid for the scene.
     """
-    domain = Domain(scene)
+    domain = Domain(scene, operators)
     state = initial_state(scene)
     actions: list[Action] = []
     states = [state]

@@ -8,7 +8,7 @@ is computed on demand and never stored.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from aas.bddl import Scene
@@ -43,24 +43,28 @@ def _binding(op: Operator, args: tuple[str, ...]) -> dict[str, str]:
     return {f"?{name}": arg for (name, _), arg in zip(op.params, args)}
 
 
-def step_effects(step: Step) -> tuple[tuple[Atom, ...], tuple[Atom, ...]]:
+def step_effects(
+    step: Step, operators: Mapping[str, Operator] = OPERATORS
+) -> tuple[tuple[Atom, ...], tuple[Atom, ...]]:
     """Return the ``(add_atoms, delete_atoms)`` of a step; delete atoms may contain ``*``.
 
     Raises:
         PlanError: the operator is unknown or the argument count is wrong.
     """
-    op = _operator(step)
+    op = _operator(step, operators)
     binding = _binding(op, step.args)
     return _bind(op.add_effects, binding), _bind(op.delete_effects, binding)
 
 
-def observable_effects(step: Step) -> tuple[Atom, ...]:
+def observable_effects(
+    step: Step, operators: Mapping[str, Operator] = OPERATORS
+) -> tuple[Atom, ...]:
     """Return the added atoms of a step that the LIBERO simulator can evaluate.
 
     These are the BDDL predicates among the add effects; ``grasp`` and
     ``take_out`` have none because ``holding`` is not a BDDL predicate.
     """
-    added, _ = step_effects(step)
+    added, _ = step_effects(step, operators)
     return tuple(atom for atom in added if atom[0] in BDDL_PREDICATES)
 
 
@@ -73,11 +77,11 @@ def apply_effects(
     return frozenset(kept | set(added))
 
 
-def _operator(step: Step) -> Operator:
-    op = OPERATORS.get(step.op)
+def _operator(step: Step, operators: Mapping[str, Operator]) -> Operator:
+    op = operators.get(step.op)
     if op is None:
         raise PlanError(
-            f"unknown operator {step.op!r}; known operators: {', '.join(OPERATORS)}"
+            f"unknown operator {step.op!r}; known operators: {', '.join(operators)}"
         )
     if len(step.args) != op.arity:
         params = ", ".join(name for name, _ in op.params)
@@ -128,10 +132,17 @@ class Action:
 
 
 class Domain:
-    """The planning model of one scene: parameter types, doors and grounded actions."""
+    """The planning model of one scene: parameter types, doors and grounded actions.
 
-    def __init__(self, scene: Scene) -> None:
+    ``operators`` defaults to :data:`aas.operators.OPERATORS`; a planner may
+    pass a subset or an extended table.
+    """
+
+    def __init__(
+        self, scene: Scene, operators: Mapping[str, Operator] = OPERATORS
+    ) -> None:
         self.scene = scene
+        self.operators = operators
         self.types = entity_types(scene)
         self.doors = {
             name: door_of(scene, name, self.types)
@@ -154,7 +165,7 @@ class Domain:
             PlanError: unknown operator, wrong arity, undeclared name,
                 repeated argument or argument of the wrong type.
         """
-        op = _operator(step)
+        op = _operator(step, self.operators)
         for (param, kind), arg in zip(op.params, step.args):
             if arg not in self.types:
                 raise PlanError(
@@ -210,7 +221,7 @@ class Domain:
     def actions(self) -> list[Action]:
         """Return every type-correct grounding of every operator, in table order."""
         result = []
-        for op in OPERATORS.values():
+        for op in self.operators.values():
             candidates = [
                 [name for name, kinds in self.types.items() if kind in kinds]
                 for _, kind in op.params
@@ -248,12 +259,14 @@ def apply_step(
     return domain.apply(action, state)
 
 
-def instruction_for(scene: Scene, step: Step) -> str:
+def instruction_for(
+    scene: Scene, step: Step, operators: Mapping[str, Operator] = OPERATORS
+) -> str:
     """Return the natural-language atomic instruction of a step.
 
     ``place(akita_black_bowl_1, plate_1)`` -> ``"place the black bowl on the plate"``.
     """
-    op = _operator(step)
+    op = _operator(step, operators)
     words = {
         name: scene.display_name(arg) for (name, _), arg in zip(op.params, step.args)
     }
