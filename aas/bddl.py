@@ -22,6 +22,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from aas.schema import Atom
 
@@ -136,6 +137,30 @@ class Scene:
     domain: str = ""
     source: str = "<string>"
     scene_properties: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the scene as JSON-serialisable data, regions keyed by full name."""
+        return {
+            "problem_name": self.problem_name,
+            "domain": self.domain,
+            "language": self.language,
+            "source": self.source,
+            "objects": dict(self.objects),
+            "fixtures": dict(self.fixtures),
+            "regions": {
+                name: {
+                    "local_name": region.local_name,
+                    "target": region.target,
+                    "ranges": [list(r) for r in region.ranges],
+                    "yaw_rotation": [list(r) for r in region.yaw_rotation],
+                    "rgba": list(region.rgba) if region.rgba is not None else None,
+                }
+                for name, region in self.regions.items()
+            },
+            "obj_of_interest": list(self.obj_of_interest),
+            "init": [list(atom) for atom in self.init],
+            "goal": [list(atom) for atom in self.goal],
+        }
 
     @property
     def file_name(self) -> str:

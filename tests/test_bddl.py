@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -350,3 +351,17 @@ def test_parse_agrees_with_libero_parser() -> None:
                     path,
                     name,
                 )
+
+
+def test_scene_to_dict_is_json() -> None:
+    data = json.loads(json.dumps(parse_bddl_text(KITCHEN).to_dict()))
+    assert data["goal"][1] == ["turnon", "flat_stove_1"]
+    assert (
+        data["regions"]["wooden_cabinet_1_top_region"]["target"] == "wooden_cabinet_1"
+    )
+    assert data["regions"]["kitchen_table_plate_right_region"]["ranges"][1] == [
+        0.3,
+        0.3,
+        0.4,
+        0.4,
+    ]
