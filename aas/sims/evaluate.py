@@ -45,7 +45,7 @@ PROTOCOL_TRIALS = 50
 
 @dataclass
 class EvalSettings:
-    """What to evaluate and how; unset fields take the protocol's values."""
+    """Evaluation settings; the defaults are the protocol's values."""
 
     suite: str = "libero_goal"
     # Task indices of the suite; empty means every task.

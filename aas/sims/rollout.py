@@ -33,7 +33,7 @@ FrameCallback = Callable[[dict[str, Any], str], None]
 
 
 class StepPlanner(Protocol):
-    """What planner-in-the-loop evaluation needs from a planner."""
+    """The planner interface that planner-in-the-loop evaluation uses."""
 
     def next_steps(
         self, scene: Any, events: Sequence[dict[str, Any]]
@@ -57,7 +57,7 @@ class RolloutConfig:
 
 
 def step_reached(env: LiberoEnv, step: Step) -> bool:
-    """Return whether a plan step's effect holds in the simulator now.
+    """Return whether a plan step's effect is true in the simulator now.
 
     ``grasp`` and ``take_out`` have no BDDL effect, so their effect is the
     object being held (both fingers in contact).

@@ -5,8 +5,8 @@ survive ``fork``) that builds its policy once and its environment lazily for
 the task of the episode it is given, keeping one environment at a time. The
 parent hands out one episode per idle worker. When a worker dies (a MuJoCo
 or renderer crash kills the process) or exceeds the episode timeout, the
-parent kills it, starts a fresh one and retries the episode once; a second
-failure is recorded as an errored episode and the run continues. A Python
+parent kills it, starts a fresh one and retries the episode once. A second
+failure is recorded as an errored episode, and the run continues. A Python
 exception inside an episode is treated the same way, without the restart.
 
 On CPU each worker runs its own policy inference.
@@ -77,7 +77,7 @@ def _error_result(job: EpisodeJob, error: str, attempts: int) -> EpisodeResult:
 
 
 def _worker_main(conn: Connection, setup: WorkerSetup) -> None:
-    # Runs in the child process: build once, then serve episodes until told to stop.
+    # Runs in the child process: build once, then serve episodes until the parent sends None.
     from aas.sims.worker_loop import serve
 
     serve(conn, setup)
