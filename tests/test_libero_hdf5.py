@@ -122,12 +122,14 @@ def test_inconsistent_lengths_are_recorded(tmp_path):
     assert "frames" in demo_file.errors[0].message
 
 
-def test_iter_demo_files_skips_bad_file(tmp_path, pick_place_demos):
+def test_iter_demo_files_skips_bad_and_hidden(tmp_path, pick_place_demos):
     arrays = [d.arrays for d in pick_place_demos]
     write_original_file(tmp_path / "a_demo.hdf5", arrays)
     truncate_file(write_original_file(tmp_path / "b_demo.hdf5", arrays))
     (tmp_path / "sub").mkdir()
     write_no_noops_file(tmp_path / "sub" / "c_demo.hdf5", {0: arrays[0]})
+    (tmp_path / ".parts").mkdir()
+    write_no_noops_file(tmp_path / ".parts" / "d_demo.hdf5", {0: arrays[0]})
 
     names = [f.path.name for f in iter_demo_files(tmp_path)]
 

@@ -329,6 +329,9 @@ def _read_demo(demo_file: DemoFile, group: h5py.Group, name: str) -> Demo | None
 def demo_file_paths(path: str | os.PathLike) -> list[Path]:
     """Return ``[path]`` for a file, or every ``*.hdf5`` below a folder, sorted.
 
+    Inside a folder, hidden files and folders (names starting with ``.``, such
+    as the generator's ``.parts/`` of unfinished runs) are left out.
+
     Raises:
         FileNotFoundError: ``path`` does not exist.
     """
@@ -337,7 +340,12 @@ def demo_file_paths(path: str | os.PathLike) -> list[Path]:
         raise FileNotFoundError(f"{path}: no such demo file or folder")
     if path.is_file():
         return [path]
-    return sorted(path.rglob(f"*{DEMO_FILE_SUFFIX}"))
+    found = path.rglob(f"*{DEMO_FILE_SUFFIX}")
+    return sorted(
+        p
+        for p in found
+        if not any(part.startswith(".") for part in p.relative_to(path).parts)
+    )
 
 
 def iter_demo_files(path: str | os.PathLike) -> Iterator[DemoFile]:
