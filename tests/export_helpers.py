@@ -20,7 +20,7 @@ STEPS = (
 
 
 def make_demo(index: int, num_frames: int, size: int, seed: int) -> Demo:
-    """Build a demo whose arrays encode (demo, frame) so mix-ups are visible.
+    """Build a random demo whose ``obs/ee_pos`` encodes the demo index and frame.
 
     The stored images are upside down like LIBERO's: pixel [0, 0] (top left
     as stored) is the marker that ends up bottom right once upright.

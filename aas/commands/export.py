@@ -71,6 +71,9 @@ class Config:
     max_shard_mb: float = 512.0
     # webdataset: maximum number of samples (frames) in one shard.
     max_shard_samples: int = 10_000
+    # webdataset: zlib level of the PNG images, 0 (uncompressed, fastest to
+    # read) to 9 (smallest).
+    png_level: int = 1
     # lerobot: dataset repository id stored in the dataset (user/name).
     repo_id: str = "aas/libero-atomic"
     # lerobot: store camera images as AV1 videos instead of PNG images.
@@ -231,9 +234,15 @@ def _export(
             Path(cfg.validation).read_bytes() if cfg.validation else b"",
             str(cfg.include_invalid),
             str(limits),
+            str(cfg.png_level),
         )
         manifest = export_shards(
-            items, out, limits, resume=cfg.resume, fingerprint=fingerprint
+            items,
+            out,
+            limits,
+            resume=cfg.resume,
+            fingerprint=fingerprint,
+            png_level=cfg.png_level,
         )
         result["counts"] = {
             "frames": manifest["num_samples"],

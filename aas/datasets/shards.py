@@ -29,6 +29,8 @@ in demo order, one demo in memory at a time; shuffle when reading
 
 from __future__ import annotations
 
+import ast
+import functools
 import io
 import json
 import logging
@@ -51,6 +53,7 @@ logger = logging.getLogger(__name__)
 CHUNK_SIZE = 8
 STATE_SIZE = 9
 SHARD_STATE_NAMES = (*STATE_NAMES, "reserved")
+NPY_MAGIC = b"\x93NUMPY"
 MANIFEST_FILE = "manifest.json"
 PROGRESS_FILE = ".shards_progress.json"
 SHARD_PATTERN = "shard-{index:06d}.tar"
@@ -96,8 +99,39 @@ def _npy(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def iter_samples(item: SegmentedDemo, skip: int = 0) -> Iterator[dict[str, Any]]:
-    """Yield the encoded samples of one demo, leaving out the first ``skip``."""
+@functools.lru_cache(maxsize=64)
+def _npy_header(header: bytes) -> tuple[np.dtype, tuple[int, ...], str]:
+    fields = ast.literal_eval(header.decode("latin1"))
+    order = "F" if fields["fortran_order"] else "C"
+    return np.dtype(fields["descr"]), tuple(fields["shape"]), order
+
+
+def load_npy(data: bytes) -> np.ndarray:
+    """Decode the bytes of a ``.npy`` file (format 1.0 to 3.0) into a read-only array.
+
+    Same result as ``np.load`` on the bytes, several times faster for the
+    small arrays of a sample because repeated headers are parsed once.
+    """
+    if data[:6] != NPY_MAGIC:
+        raise ValueError("not a .npy file: the magic string is missing")
+    if data[6] == 1:
+        length, start = int.from_bytes(data[8:10], "little"), 10
+    else:
+        length, start = int.from_bytes(data[8:12], "little"), 12
+    dtype, shape, order = _npy_header(bytes(data[start : start + length]))
+    array = np.frombuffer(data, dtype=dtype, offset=start + length)
+    return array.reshape(shape, order=order)
+
+
+def iter_samples(
+    item: SegmentedDemo, skip: int = 0, png_level: int = 1
+) -> Iterator[dict[str, Any]]:
+    """Yield the encoded samples of one demo, leaving out the first ``skip``.
+
+    ``png_level`` is the zlib level of the images. Level 0 stores them
+    uncompressed: on 128 px scene images with Pillow 12.3 that made files
+    about 1.5 times larger than level 1 and decoding about 3 times faster.
+    """
     segments = item.segmentation.segments
     original = item.segmentation.instruction or item.demo.instruction
     position = 0
@@ -127,8 +161,8 @@ def iter_samples(item: SegmentedDemo, skip: int = 0) -> Iterator[dict[str, Any]]
             }
             yield {
                 "__key__": sample_key(item.demo.key, int(frame)),
-                "agentview.png": encode_png(data.agentview[t]),
-                "wrist.png": encode_png(data.wrist[t]),
+                "agentview.png": encode_png(data.agentview[t], png_level),
+                "wrist.png": encode_png(data.wrist[t], png_level),
                 "instruction.txt": segment.instruction.encode(),
                 "original_instruction.txt": original.encode(),
                 "actions.npy": _npy(chunk),
@@ -208,6 +242,7 @@ def export_shards(
     resume: bool = False,
     fingerprint: str = "",
     opener: Opener = open_for_write,
+    png_level: int = 1,
 ) -> dict[str, Any]:
     """Write training shards for ``items`` under ``out``; return the manifest.
 
@@ -215,7 +250,7 @@ def export_shards(
     without decoding their images. ``fingerprint`` identifies the inputs and
     settings; a resumed run with a different one raises
     ``ResumeMismatchError``. On any error the open shard is removed and the
-    error is raised.
+    error is raised. ``png_level`` is the zlib level of the images (0 to 9).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -250,7 +285,7 @@ def export_shards(
             if count <= to_skip:
                 to_skip -= count
                 continue
-            for sample in iter_samples(item, skip=to_skip):
+            for sample in iter_samples(item, skip=to_skip, png_level=png_level):
                 sequence.add(sample)
             to_skip = 0
         sequence.commit()
@@ -304,9 +339,9 @@ def decode_sample(sample: dict[str, Any]) -> dict[str, Any]:
         "wrist": decode_png(sample["wrist.png"]),
         "instruction": sample["instruction.txt"].decode(),
         "original_instruction": sample["original_instruction.txt"].decode(),
-        "actions": np.load(io.BytesIO(sample["actions.npy"])),
-        "mask": np.load(io.BytesIO(sample["mask.npy"])),
-        "state": np.load(io.BytesIO(sample["state.npy"])),
+        "actions": load_npy(sample["actions.npy"]),
+        "mask": load_npy(sample["mask.npy"]),
+        "state": load_npy(sample["state.npy"]),
         "meta": json.loads(sample["meta.json"]),
     }
 
