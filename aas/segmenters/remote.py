@@ -284,7 +284,9 @@ class RemoteSegmenter(Segmenter):
             frames = _check_frames(demo, chosen) if chosen is not None else (
                 select_keyframes(demo, self.config.keyframes)
             )
-            request = self._build_request(demo, plan, frames)
+            # Image reading and PNG encoding run in a worker thread, so that
+            # other demos' requests keep going meanwhile.
+            request = await asyncio.to_thread(self._build_request, demo, plan, frames)
         except (MissingDatasetError, IndexError, ValueError) as exc:
             extra.update(failure_reason=INVALID_DEMO, retryable=False)
             return self._result(demo, plan, frames, Cost(), extra, (), str(exc))

@@ -3,7 +3,8 @@
 Noise model: the server reads the frame numbers of the keyframes it was
 sent, moves each reference boundary by a Gaussian offset of ``sigma_frames``
 frames (rounded), and answers the sent keyframe nearest to the result, as a
-model that can only point at frames it has seen. With ``sigma_frames=0``
+model that can only point at frames it has seen. A boundary that lands on
+the keyframe of the boundary before it moves to the next keyframe sent. With ``sigma_frames=0``
 the answer is the keyframe nearest to the reference boundary. The offset is
 drawn from a generator seeded by the request's demo key and keyframes, so
 identical requests get identical answers.
@@ -115,7 +116,10 @@ class Answerer:
             guess = segment.end + int(round(rng.normal(0.0, self.sigma_frames)))
             ends.append(_nearest(sent, guess))
         for i in range(1, len(ends)):
-            ends[i] = max(ends[i], ends[i - 1])
+            if ends[i] <= ends[i - 1]:
+                # Two boundaries on one keyframe: take the next keyframe sent, if any.
+                later = [k for k in sent if k > ends[i - 1]]
+                ends[i] = later[0] if later else ends[i - 1]
         ends.append(last)
         starts = [0] + [e + 1 for e in ends[:-1]]
         return [
