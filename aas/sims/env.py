@@ -10,8 +10,9 @@ controller, then the gripper command (-1 open, +1 close), at 20 Hz.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -181,6 +182,27 @@ class LiberoEnv:
     def check_success(self) -> bool:
         """Evaluate the task's BDDL goal in the current state."""
         return bool(self._env.check_success())
+
+    def eval_atom(self, atom: Sequence[str]) -> bool:
+        """Evaluate one BDDL atom such as ``("on", "akita_black_bowl_1", "plate_1")`` now.
+
+        Raises:
+            KeyError: the predicate or an argument is unknown to this task.
+        """
+        predicate, *args = [str(a).lower() for a in atom]
+        for name in args:
+            if name not in self.inner.object_states_dict:
+                raise KeyError(
+                    f"{name!r} in atom {tuple(atom)} is not an object, fixture or region of {self.spec.name}"
+                )
+        return bool(self.inner._eval_predicate([predicate, *args]))
+
+    def goal_atoms(self) -> list[tuple[str, ...]]:
+        """The task's BDDL goal as lower-case atoms."""
+        return [
+            tuple(str(a).lower() for a in atom)
+            for atom in self.inner.parsed_problem["goal_state"]
+        ]
 
     def get_sim_state(self) -> np.ndarray:
         """Flattened MuJoCo state [state_dim], as stored in init-state files and demos."""

@@ -178,14 +178,13 @@ def _link_assets(benchmark_root: Path) -> Path:
             + f"`, or put a complete LIBERO assets folder at {USER_ASSETS_DIR}"
         )
 
-    if USER_ASSETS_DIR.is_symlink() or USER_ASSETS_DIR.exists():
-        # An incomplete folder or a dangling link: replace only a link, never
-        # a real folder that may hold a partial download the user wants.
-        if not USER_ASSETS_DIR.is_symlink():
-            raise LiberoSetupError(
-                f"{USER_ASSETS_DIR} exists but lacks some of {list(REQUIRED_ASSET_DIRS)}; "
-                f"remove it so that aas can link {source} there"
-            )
+    # A link (dangling or to an incomplete folder) is replaced, but a real
+    # folder is left alone because it may hold a partial download.
+    if USER_ASSETS_DIR.exists() and not USER_ASSETS_DIR.is_symlink():
+        raise LiberoSetupError(
+            f"{USER_ASSETS_DIR} exists but lacks some of {list(REQUIRED_ASSET_DIRS)}; "
+            f"remove it so that aas can link {source} there"
+        )
     USER_ASSETS_DIR.parent.mkdir(parents=True, exist_ok=True)
     tmp_link = USER_ASSETS_DIR.with_name(f".assets.{os.getpid()}.tmp")
     tmp_link.unlink(missing_ok=True)
@@ -247,6 +246,7 @@ def probe_renderer(backend: str) -> str | None:
             [sys.executable, "-c", code],
             env=env,
             stdin=subprocess.DEVNULL,
+            check=False,
             capture_output=True,
             text=True,
             timeout=RENDERER_PROBE_TIMEOUT_S,

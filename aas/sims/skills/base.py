@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, ClassVar, Iterator
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -48,6 +49,7 @@ class MotionConfig:
     Attributes:
         position_gain: action per metre of position error, before clipping
             (10 means a 0.1 m error saturates the action).
+        integral_gain: action per metre-frame of accumulated position error.
         rotation_gain: action per radian of orientation error.
         max_speed: largest translation action entry, in [0, 1].
         position_tolerance_m: distance at which a move counts as arrived.
@@ -57,6 +59,7 @@ class MotionConfig:
     """
 
     position_gain: float = 14.0
+    integral_gain: float = 1.0
     rotation_gain: float = 2.0
     max_speed: float = 1.0
     position_tolerance_m: float = 0.008
@@ -111,14 +114,22 @@ def servo_action(
     target_quat: np.ndarray | None,
     gripper: float,
     motion: MotionConfig = DEFAULT_MOTION,
+    integral: np.ndarray | None = None,
 ) -> Action:
-    """One proportional step toward a pose: the action that reduces the pose error."""
+    """Return one proportional(-integral) step toward a pose.
+
+    Args:
+        integral: running sum [3] of past position errors (metre-frames),
+            updated in place. The integral term removes the steady offset
+            that a held object's weight leaves under the delta controller.
+    """
     eef = env.eef_pose()
-    translation = np.clip(
-        (np.asarray(target_pos) - eef.pos) * motion.position_gain,
-        -motion.max_speed,
-        motion.max_speed,
-    )
+    error = np.asarray(target_pos) - eef.pos
+    command = error * motion.position_gain
+    if integral is not None:
+        integral += error
+        command = command + integral * motion.integral_gain
+    translation = np.clip(command, -motion.max_speed, motion.max_speed)
     rotation = None
     if target_quat is not None:
         rotation = rotation_error(eef.quat, target_quat) * motion.rotation_gain
@@ -168,12 +179,13 @@ def move_to(
     """
     budget = motion.move_steps if max_steps is None else max_steps
     tolerance = motion.position_tolerance_m if tolerance_m is None else tolerance_m
+    integral = np.zeros(3)
     for _ in range(budget):
         if at_pose(
             env, target_pos, target_quat, tolerance, motion.rotation_tolerance_rad
         ):
             return
-        yield servo_action(env, target_pos, target_quat, gripper, motion)
+        yield servo_action(env, target_pos, target_quat, gripper, motion, integral)
     if at_pose(env, target_pos, target_quat, tolerance, motion.rotation_tolerance_rad):
         return
     if strict:
@@ -242,19 +254,27 @@ class Skill(ABC):
     Args:
         step: the grounded plan step; ``step.args`` are BDDL names.
         motion: gains and tolerances of the motion primitives.
+        next_step: the plan's following step, if any, so that a skill can
+            prepare for it (a grasp picks a hold that suits the next place).
     """
 
     op: ClassVar[str] = ""
     max_steps: ClassVar[int] = 400
     retries: ClassVar[int] = 1
 
-    def __init__(self, step: Step, motion: MotionConfig = DEFAULT_MOTION) -> None:
+    def __init__(
+        self,
+        step: Step,
+        motion: MotionConfig = DEFAULT_MOTION,
+        next_step: Step | None = None,
+    ) -> None:
         if step.op != self.op:
             raise ValueError(
                 f"{type(self).__name__} executes {self.op!r} steps, got {step}"
             )
         self.step = step
         self.motion = motion
+        self.next_step = next_step
 
     @abstractmethod
     def act(self, env: LiberoEnv) -> ActionStream:
