@@ -7,10 +7,10 @@ import json
 import logging
 
 import pytest
-from export_helpers import read_demos, segment_demo, write_demo_files
+from export_helpers import STEPS, read_demos, segment_demo, write_demo_files
 
 from aas.commands.export import Config, run
-from aas.schema import write_segmentations
+from aas.schema import Plan, Step, write_segmentations
 
 
 @pytest.fixture(scope="module")
@@ -139,3 +139,22 @@ def test_export_writes_webdataset_shards(tmp_path, demos_dir):
 def test_export_config_rejects_unknown_format():
     with pytest.raises(ValueError, match="gatevlap, webdataset, lerobot"):
         Config(format="rlds")
+
+
+def test_export_runs_validation_without_verdict_file(tmp_path, demos_dir):
+    from aas.validation import validate
+
+    plan = Plan(steps=tuple(Step(op, args, text) for op, args, text in STEPS))
+    segmentations, path = write_inputs(tmp_path, demos_dir)
+    segmentations = [dataclasses.replace(s, plan=plan) for s in segmentations]
+    write_segmentations(path, segmentations)
+    demos = {d.key: d for d in read_demos(demos_dir)}
+    expected = {
+        s.demo_key: validate(s, plan, demo=demos[s.demo_key]).passed
+        for s in segmentations
+    }
+    assert run(config(tmp_path, demos_dir, path)) == 0
+    result = json.loads((tmp_path / "out" / "export.json").read_text())
+    excluded = sorted(key for key, passed in expected.items() if not passed)
+    assert result["pairing"]["invalid_excluded"] == excluded
+    assert result["pairing"]["num_unvalidated"] == 0

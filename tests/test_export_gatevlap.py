@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
+import tarfile
 
 import numpy as np
 import pytest
@@ -176,3 +178,36 @@ def test_gatevlap_interrupted_export_resumes_to_same_bytes(source, exported, tmp
     assert counts.segments == 12
     for tar in reference.rglob("*.tar"):
         assert (tmp_path / tar.relative_to(reference)).read_bytes() == tar.read_bytes()
+
+
+def write_tar(path, members):
+    with tarfile.open(path, "w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+def test_gatevlap_import_accepts_minimal_records(tmp_path):
+    records = {
+        f"demo_0/demo_0_timestep_{t:04d}.json": json.dumps(
+            {"instruction": "open the drawer", "action": [0.1 * t] * 7, "frame": 10 + t}
+        ).encode()
+        for t in range(3)
+    }
+    write_tar(tmp_path / "open_the_drawer.tar", records)
+    (segment,) = read_gatevlap_tar(tmp_path / "open_the_drawer.tar")
+    assert segment.subtask == "open_the_drawer"
+    assert segment.instruction == "open the drawer"
+    assert segment.frames.tolist() == [10, 11, 12]
+    assert segment.segment.start == 10
+    assert segment.segment.end == 12
+    assert segment.actions.shape == (3, 7)
+    assert segment.state is None
+    assert segment.robot_states is None
+
+
+def test_gatevlap_import_rejects_frame_without_record(tmp_path):
+    write_tar(tmp_path / "bad.tar", {"demo_0/demo_0_timestep_0000.png": b"\x89PNG"})
+    with pytest.raises(ValueError, match="demo_0 timestep 0 has no .json record"):
+        list(read_gatevlap_tar(tmp_path / "bad.tar"))

@@ -10,7 +10,6 @@ validation failed, are left out unless the caller asks for them.
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 from collections.abc import Callable, Iterable, Iterator
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from aas.demo import Demo
 from aas.schema import Segmentation, read_segmentations
+from aas.validation import validate
 
 logger = logging.getLogger(__name__)
 
@@ -184,14 +184,10 @@ def check_matches(
 
 
 def _validate_now(demo: Demo, segmentation: Segmentation) -> bool | None:
-    """Run the validation rules when no verdict file was given, if they exist."""
+    """Run the validation rules when no verdict file was given and a plan exists."""
     if segmentation.plan is None:
         return None
-    try:
-        validation = importlib.import_module("aas.validation")
-    except ModuleNotFoundError:
-        return None
-    return bool(validation.validate(segmentation, segmentation.plan, demo=demo).passed)
+    return validate(segmentation, segmentation.plan, demo=demo).passed
 
 
 def pair_demos(
