@@ -18,6 +18,8 @@ import logging
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping, Sequence
 
+import draccus
+
 from aas.demo import Demo, MissingDatasetError
 from aas.operators import OPERATORS
 from aas.schema import Operator, Plan, Segment, Segmentation
@@ -30,10 +32,23 @@ from aas.segmenters.kinematic_events import (
     KinematicEvents,
     detect_events,
 )
+from aas.segmenters.openai_compat import OpenAIConfig
 
 logger = logging.getLogger(__name__)
 
 NAME = "consensus"
+
+
+class ProposalConfig(draccus.ChoiceRegistry):
+    """Registry of the segmenters whose proposal consensus checks (the VLM backends).
+
+    A registry of its own, because a field typed ``SegmenterConfig`` inside a
+    registered ``SegmenterConfig`` makes draccus recurse without end.
+    """
+
+
+ProposalConfig.register_subclass("gemini", GeminiConfig)
+ProposalConfig.register_subclass("openai", OpenAIConfig)
 
 
 @SegmenterConfig.register_subclass(NAME)
@@ -42,7 +57,7 @@ class ConsensusConfig(SegmenterConfig):
     """A VLM segmenter's settings plus how its boundaries are checked."""
 
     # The segmenter whose proposal is checked, such as --segmenter.vlm.type=openai.
-    vlm: SegmenterConfig = field(default_factory=GeminiConfig)
+    vlm: ProposalConfig = field(default_factory=GeminiConfig)
     # Distance in frames from the matching gripper event that halves a confidence.
     tolerance_frames: float = 10.0
     # Move a boundary onto its event's settle frame when within this many frames; 0 never moves it.
