@@ -2,15 +2,18 @@
 
 from dataclasses import replace
 
+import draccus
 from servers.demos import make_demos
 from servers.gemini_server import GeminiServer
 from servers.reference import Answerer, reference_from
 
+from aas.commands.segment import Config as SegmentCommandConfig
 from aas.segmenters import SegmenterConfig
 from aas.segmenters.consensus import ConsensusConfig, ConsensusSegmenter, check_boundaries
 from aas.segmenters.gemini import GeminiConfig, GeminiSegmenter
 from aas.segmenters.keyframes import KeyframeConfig
 from aas.segmenters.kinematic_events import detect_events
+from aas.segmenters.openai_compat import OpenAIConfig
 
 KEY = "consensus-test-key"
 FIXTURES = make_demos(2)
@@ -94,7 +97,16 @@ def test_consensus_passes_on_proposal_failure():
     assert result.provenance.extra["failure_reason"] == "safety_block"
 
 
-def test_consensus_config_nests_vlm_choice():
+def test_consensus_config_defaults_to_gemini():
     config = SegmenterConfig.get_choice_class("consensus")()
     assert isinstance(config, ConsensusConfig)
     assert config.vlm.type == "gemini"
+
+
+def test_consensus_config_parses_nested_vlm_choice():
+    args = ["--segmenter.type=consensus", "--segmenter.vlm.type=openai",
+            "--segmenter.vlm.base_url=http://127.0.0.1:9/v1"]
+    config = draccus.parse(config_class=SegmentCommandConfig, args=args)
+    assert isinstance(config.segmenter, ConsensusConfig)
+    assert isinstance(config.segmenter.vlm, OpenAIConfig)
+    assert config.segmenter.vlm.base_url == "http://127.0.0.1:9/v1"
