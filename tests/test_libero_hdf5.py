@@ -225,3 +225,20 @@ def test_interrupted_write_keeps_previous_file(tmp_path, original_file):
     assert sorted(p.name for p in original_file.parent.iterdir()) == [
         original_file.name
     ]
+
+
+def test_written_file_loads_in_libero_reader(tmp_path, original_file, capsys):
+    from aas.sims.runtime import setup_libero
+
+    setup_libero(check_renderer=False)
+    from libero.libero.utils.dataset_utils import get_dataset_info
+
+    source = open_demo_file(original_file)
+    target = write_demo_file(tmp_path / "written_demo.hdf5", source.demos, source.meta())
+
+    get_dataset_info(str(target), verbose=False)
+
+    printed = capsys.readouterr().out
+    assert "total trajectories: 3" in printed
+    assert "language instruction: put the bowl on the plate" in printed
+    assert "episode demo_0 with" in printed
