@@ -84,6 +84,8 @@ class Config:
             raise ValueError(
                 f"format must be one of {', '.join(FORMATS)}, got {self.format!r}"
             )
+        if not 0 <= self.png_level <= 9:
+            raise ValueError(f"png_level must be in 0..9, got {self.png_level}")
         if self.max_shard_mb <= 0 or self.max_shard_samples <= 0:
             raise ValueError("max_shard_mb and max_shard_samples must be positive")
 
