@@ -229,3 +229,57 @@ def test_kinematic_selected_from_command_line():
 def test_invalid_gripper_source_is_rejected():
     with pytest.raises(ValueError, match="gripper_source"):
         KinematicConfig(gripper_source="magic")
+
+
+def test_short_command_flicker_is_ignored():
+    synthetic = synthetic_demo(["grasp", "place"])
+    actions = synthetic.arrays["actions"].copy()
+    actions[10, 6] = 1.0
+    arrays = {**synthetic.arrays, "actions": actions}
+
+    events = detect_events(Demo.from_arrays("demo_0", arrays))
+
+    assert [e.kind for e in events.gripper_events] == ["close", "open"]
+
+
+def test_finger_source_matches_command_source():
+    synthetic = synthetic_demo(["grasp", "place"])
+    demo = _demo(synthetic)
+
+    by_command = detect_events(demo)
+    by_fingers = detect_events(demo, config=KinematicConfig(gripper_source="fingers"))
+
+    assert [e.kind for e in by_fingers.gripper_events] == ["close", "open"]
+    for a, b in zip(by_command.gripper_events, by_fingers.gripper_events):
+        assert abs(a.settled - b.settled) <= 3
+
+
+def test_demo_without_position_segments_by_gripper():
+    synthetic = synthetic_demo(["grasp", "place"])
+    arrays = {
+        name: value
+        for name, value in synthetic.arrays.items()
+        if name not in ("obs/ee_pos", "obs/ee_states", "robot_states")
+    }
+
+    result = KinematicSegmenter().segment(
+        Demo.from_arrays("demo_0", arrays), Plan((GRASP, PLACE))
+    )
+
+    assert result.status == "ok", result.error
+    assert abs(result.segments[0].end - synthetic.step_ends[0]) <= 2
+
+
+def test_step_without_cycle_ends_at_speed_minimum():
+    synthetic = synthetic_demo(["grasp", "place"])
+    demo = _demo(synthetic)
+    events = detect_events(demo)
+
+    result = KinematicSegmenter().segment(demo, Plan((OPEN, GRASP, PLACE)))
+
+    assert result.status == "ok", result.error
+    opened, grasp, _ = result.segments
+    assert opened.end in set(events.speed_minima.tolist())
+    assert opened.end < events.close_frames[0]
+    assert opened.confidence <= 0.8
+    assert abs(grasp.end - synthetic.step_ends[0]) <= 2

@@ -147,17 +147,20 @@ class KinematicSegmenter(Segmenter):
             raise AlignmentError(_shortfall(patterns, events))
 
         ends: list[int | None] = []
+        first_frames: list[int | None] = []
         confidences: list[float] = []
         for used in matched:
             if used:
                 ends.append(used[-1].settled)
+                first_frames.append(used[0].frame)
                 confidences.append(min(e.strength for e in used))
             else:
                 ends.append(None)
+                first_frames.append(None)
                 confidences.append(0.0)
         ends[-1] = num_frames - 1
         confidences[-1] = 1.0
-        self._fill_free_ends(ends, confidences, patterns, events)
+        self._fill_free_ends(ends, first_frames, confidences, patterns, events)
         _check_order(ends, num_frames)
 
         segments = []
@@ -181,11 +184,16 @@ class KinematicSegmenter(Segmenter):
     def _fill_free_ends(
         self,
         ends: list[int | None],
+        first_frames: list[int | None],
         confidences: list[float],
-        patterns: list[tuple[str, str, str]],
+        patterns: list[tuple[str, str, tuple[str, ...]]],
         events: KinematicEvents,
     ) -> None:
-        """Place the ends of steps without gripper events at speed minima, in place."""
+        """Place the ends of steps without gripper events at speed minima, in place.
+
+        A run of such steps ends before the first gripper event of the next
+        step that has one, or before that step's end.
+        """
         index = 0
         while index < len(ends):
             if ends[index] is not None:
@@ -195,7 +203,9 @@ class KinematicSegmenter(Segmenter):
             while ends[run_end] is None:
                 run_end += 1
             low = ends[index - 1] if index > 0 else -1
-            high = ends[run_end]
+            high = first_frames[run_end]
+            if high is None:
+                high = ends[run_end]
             count = run_end - index
             edges = np.linspace(low, high, count + 1)
             for offset in range(count):
