@@ -242,3 +242,12 @@ def test_written_file_loads_in_libero_reader(tmp_path, original_file, capsys):
     assert "total trajectories: 3" in printed
     assert "language instruction: put the bowl on the plate" in printed
     assert "episode demo_0 with" in printed
+
+
+def test_instruction_given_as_list_is_joined(original_file):
+    with h5py.File(original_file, "r+") as f:
+        info = json.loads(f["data"].attrs["problem_info"])
+        info["language_instruction"] = ["put the bowl ", "on the plate"]
+        f["data"].attrs["problem_info"] = json.dumps(info)
+
+    assert open_demo_file(original_file).instruction == "put the bowl on the plate"

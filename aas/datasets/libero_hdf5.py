@@ -223,7 +223,11 @@ def _read_file_meta(path: Path, data: h5py.Group) -> DemoFile:
     attrs = data.attrs
     layout = LAYOUT_ORIGINAL if "problem_info" in attrs else LAYOUT_NO_NOOPS
     problem_info = _json_attr(path, attrs, "problem_info")
-    instruction = str(problem_info.get("language_instruction", "")).strip()
+    instruction = problem_info.get("language_instruction", "")
+    if isinstance(instruction, list):
+        # LIBERO's own reader joins a list here (dataset_utils.get_dataset_info).
+        instruction = "".join(str(part) for part in instruction)
+    instruction = str(instruction).strip().strip('"')
     if not instruction:
         instruction = instruction_from_file_name(path)
     known = {
