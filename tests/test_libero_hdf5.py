@@ -251,3 +251,20 @@ def test_instruction_given_as_list_is_joined(original_file):
         f["data"].attrs["problem_info"] = json.dumps(info)
 
     assert open_demo_file(original_file).instruction == "put the bowl on the plate"
+
+
+def _action_sum(demo: Demo) -> float:
+    return float(demo.actions.sum())
+
+
+def test_demos_load_in_worker_processes(original_file):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    demos = open_demo_file(original_file).demos
+    context = multiprocessing.get_context("spawn")
+
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        sums = list(pool.map(_action_sum, demos))
+
+    assert sums == [float(d.actions.sum()) for d in demos]
