@@ -11,7 +11,9 @@ instruction (what `aas.datasets.shards` stores). Three readers:
   ``aas.datasets.libero_hdf5`` demos (``Demo.frames``), which reopens the
   file for every read;
 - hdf5 (open files): samples in random order with h5py files kept open,
-  the fastest direct HDF5 reading.
+  the fastest direct HDF5 reading;
+- hdf5 (open files, gzip): the same on a copy of the demo files written
+  with gzip-compressed datasets (h5py's default chunking).
 
 Each reader runs in its own process, so peak resident memory is its own.
 Usage: ``.venv/bin/python benchmarks/export_read.py --demos 10 50`` after
@@ -22,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -34,18 +35,39 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 BATCH = 32
 CHUNK = 8
-READERS = ("shards", "shards_png0", "hdf5_toolkit", "hdf5_open")
+READERS = ("shards", "shards_png0", "hdf5_toolkit", "hdf5_open", "hdf5_open_gzip")
 
 
 def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Return this process's peak resident memory (VmHWM) in MiB.
+
+    ``getrusage``'s ``ru_maxrss`` is not used because Linux carries it over
+    ``execve``, so a child would report its parent's peak.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("VmHWM not found in /proc/self/status")
 
 
-def sample_index(data: Path, num_demos: int) -> list[tuple[str, str, int, int, str]]:
+def gzip_copy(data: Path, num_demos: int) -> None:
+    """Write the demo files again with gzip-compressed datasets, unless present."""
+    from aas.datasets.libero_hdf5 import iter_demo_files, write_demo_file
+
+    target = data / f"demos_{num_demos}_gzip" / "libero_goal"
+    for demo_file in iter_demo_files(data / f"demos_{num_demos}"):
+        path = target / demo_file.path.name
+        if not path.exists():
+            write_demo_file(path, demo_file.demos, demo_file.meta(), compression="gzip")
+
+
+def sample_index(
+    data: Path, num_demos: int, suffix: str = ""
+) -> list[tuple[str, str, int, int, str]]:
     """List every (file, demo id, frame, segment end, instruction) sample."""
     from aas.schema import read_segmentations
 
-    demo_dir = data / f"demos_{num_demos}" / "libero_goal"
+    demo_dir = data / f"demos_{num_demos}{suffix}" / "libero_goal"
     index = []
     for segmentation in read_segmentations(data / f"segments_{num_demos}.jsonl"):
         stem, demo_id = segmentation.demo_key.split("/")
@@ -117,10 +139,10 @@ def read_hdf5_toolkit(data: Path, num_demos: int, limit: int):
             batch = []
 
 
-def read_hdf5_open(data: Path, num_demos: int, limit: int):
+def read_hdf5_open(data: Path, num_demos: int, limit: int, suffix: str = ""):
     import h5py
 
-    index = sample_index(data, num_demos)
+    index = sample_index(data, num_demos, suffix)
     files = {path: h5py.File(path, "r") for path in {entry[0] for entry in index}}
     order = np.random.default_rng(0).permutation(len(index))[:limit]
     batch = []
@@ -148,6 +170,7 @@ def worker(reader: str, data: Path, num_demos: int, limit: int) -> dict:
         "shards_png0": lambda *a: read_shards(*a, suffix="_png0"),
         "hdf5_toolkit": read_hdf5_toolkit,
         "hdf5_open": read_hdf5_open,
+        "hdf5_open_gzip": lambda *a: read_hdf5_open(*a, suffix="_gzip"),
     }
     wall, cpu = time.perf_counter(), time.process_time()
     samples = 0
@@ -189,6 +212,7 @@ def main() -> None:
         return
     rows = []
     for num_demos in args.demos:
+        gzip_copy(args.data, num_demos)
         for reader in READERS:
             command = [
                 sys.executable,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
 import subprocess
 import sys
@@ -25,7 +24,15 @@ FORMATS = ("gatevlap", "webdataset", "webdataset_png0", "lerobot")
 
 
 def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Return this process's peak resident memory (VmHWM) in MiB.
+
+    ``getrusage``'s ``ru_maxrss`` is not used because Linux carries it over
+    ``execve``, so a child would report its parent's peak.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("VmHWM not found in /proc/self/status")
 
 
 def worker(fmt: str, data: Path, num_demos: int, out: Path) -> dict:
