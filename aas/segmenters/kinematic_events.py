@@ -11,7 +11,7 @@ those frames.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -97,8 +97,10 @@ class KinematicEvents:
     Arrays have shape ``[T]``: ``command`` is the gripper command in [-1, 1]
     (+1 close), ``opening`` the finger opening in metres (``None`` when the
     demo has no gripper states), ``speed`` the smoothed end-effector speed in
-    m/s and ``height`` the end-effector z in metres (zeros when the demo has no
-    end-effector position). ``initial_state`` is the gripper state at frame 0.
+    m/s and ``height`` the end-effector z in metres (zeros, with
+    ``has_position`` false, when the demo has no end-effector position).
+    ``initial_state`` is the gripper state at frame 0, and ``keyframes`` the
+    frames read (empty when every frame was read).
     """
 
     num_frames: int
@@ -112,7 +114,6 @@ class KinematicEvents:
     initial_state: str
     keyframes: tuple[int, ...] = ()
     has_position: bool = True
-    extra: dict = field(default_factory=dict)
 
     @property
     def close_frames(self) -> list[int]:
