@@ -1,0 +1,723 @@
+"""Articulated-object skills: open and close drawers and doors, turn knobs on and off.
+
+Every target comes from the simulator at the time of the step (see
+``aas.sims.skills.articulation``): the drawer's handle bar and slide axis,
+the door's hinge, panel and handle, the knob's ridge and hinge axis. Each
+skill checks LIBERO's own predicate (``is_open``, ``is_close``, ``turn_on``,
+``turn_off`` of the target's object state) before it lets go, and raises
+``SkillFailure`` when the joint did not get there.
+
+- open (drawer): the gripper turns horizontal with its fingers vertical,
+  closes on the handle bar and pulls along the slide axis. LIBERO's cabinet
+  handles sit about 1 cm in front of the drawer face, too close for a finger
+  to pass behind them from above.
+- close (drawer): the closed gripper, pointing down, pushes the handle back
+  along the slide axis to the joint limit.
+- close (door): the closed gripper presses on the outer face of the panel
+  and follows it round the hinge until the door shuts.
+- turn_on / turn_off (knob): the gripper closes on the knob's ridge above the
+  hinge axis and rotates about it past the predicate's threshold.
+
+Opening a hinged door (the microwave) is not implemented; the skill raises
+``SkillFailure`` saying so.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import fields, replace
+
+import numpy as np
+
+from aas.sims.env import LiberoEnv
+from aas.sims.skills.articulation import (
+    Articulation,
+    door_frame,
+    drawer_handle,
+    find_articulation,
+    geom_half_sizes_world,
+    geom_position,
+    horizontal_unit,
+    joint_anchor,
+    joint_axis,
+    joint_position,
+    knob_ridge,
+)
+from aas.sims.skills.base import (
+    GRIPPER_CLOSED,
+    GRIPPER_OPEN,
+    ActionStream,
+    MotionConfig,
+    Skill,
+    SkillFailure,
+    close_gripper,
+    move_to,
+    open_gripper,
+    register_skill,
+    rotation_error,
+    servo_action,
+)
+
+logger = logging.getLogger(__name__)
+
+UP = np.array([0.0, 0.0, 1.0])
+DOWN = -UP
+# Gripper command that keeps the fingers where they are (robosuite 1.4's
+# Panda gripper integrates the sign of the command).
+GRIPPER_HOLD = 0.0
+
+SAFE_HEIGHT_M = 0.12
+# Orientation error accepted at intermediate waypoints, and the largest
+# distance from a contact point at which a grasp or push still goes ahead.
+LOOSE_ROTATION_TOLERANCE_RAD = 0.2
+REACH_TOLERANCE_M = 0.012
+SLOW_SPEED = 0.35
+PUSH_SPEED = 0.3
+
+# Drawer opening: finger position (metres per finger, 0.04 fully open) that
+# clears the neighbouring handles about 7 cm above and below, the distance in
+# front of the handle where the horizontal approach starts, and how close to
+# the joint limit the pull goes.
+HANDLE_FINGER_OPENING_M = 0.02
+FINGER_TOLERANCE_M = 0.002
+PREGRASP_DISTANCE_M = 0.06
+PULL_LIMIT_MARGIN = 0.005
+PULL_STEPS = 120
+STALL_STEPS = 25
+STALL_PROGRESS = 0.002
+RETREAT_DISTANCE_M = 0.07
+
+# Drawer closing: stand-off of the first contact point in front of the
+# handle bar's centre, and how far past the joint limit the push aims.
+PUSH_STANDOFF_M = 0.07
+PUSH_CONTACT_M = 0.022
+PUSH_OVERSHOOT_M = 0.015
+PUSH_STEPS = 120
+
+# Door closing: the pressing point on the panel, the finger clearance from the
+# outer face and how far into the panel each step aims.
+DOOR_PUSH_RADIUS_FRACTION = 0.6
+DOOR_FINGER_CLEARANCE_M = 0.015
+DOOR_STANDOFF_M = 0.06
+DOOR_PRESS_DEPTH_M = 0.04
+DOOR_PUSH_STEPS = 160
+
+# Knob turning: height of the grasp above the ridge centre, rotation beyond
+# the predicate's threshold and how far the gripper turns per step.
+KNOB_GRASP_RAISE_M = 0.005
+KNOB_TURN_MARGIN_RAD = 0.3
+KNOB_TURN_STEPS = 80
+KNOB_TURN_GAIN = 0.8
+KNOB_APPROACH_HEIGHT_M = 0.08
+
+
+def gripper_quat(approach: np.ndarray, finger: np.ndarray) -> np.ndarray:
+    """End-effector orientation (x, y, z, w) pointing along ``approach`` with fingers along ``finger``.
+
+    In robosuite's Panda end-effector frame the fingers close along y and
+    the gripper points along z.
+    """
+    import robosuite.utils.transform_utils as T
+
+    z = approach / np.linalg.norm(approach)
+    y = finger - z * (finger @ z)
+    y = y / np.linalg.norm(y)
+    x = np.cross(y, z)
+    return T.mat2quat(np.stack([x, y, z], axis=1))
+
+
+def nearest_gripper_quat(
+    env: LiberoEnv, approach: np.ndarray, finger: np.ndarray
+) -> np.ndarray:
+    """``gripper_quat`` with the finger sign that needs the smaller turn from the current pose."""
+    current = env.eef_pose().quat
+    candidates = [gripper_quat(approach, finger), gripper_quat(approach, -finger)]
+    return min(
+        candidates, key=lambda q: float(np.linalg.norm(rotation_error(current, q)))
+    )
+
+
+def _slow(motion: MotionConfig, speed: float = SLOW_SPEED) -> MotionConfig:
+    return replace(motion, max_speed=speed)
+
+
+def _loose(motion: MotionConfig) -> MotionConfig:
+    return replace(motion, rotation_tolerance_rad=LOOSE_ROTATION_TOLERANCE_RAD)
+
+
+def _is_past(
+    art: Articulation, position: float, goal: float, toward_open: bool
+) -> bool:
+    sign = art.open_sign if toward_open else -art.open_sign
+    return sign * (position - goal) >= 0.0
+
+
+def _predicate(env: LiberoEnv, art: Articulation, opened: bool) -> bool:
+    state = env.object_state(art.target)
+    if art.switch:
+        return bool(state.turn_on() if opened else state.turn_off())
+    return bool(state.is_open() if opened else state.is_close())
+
+
+def _rise_and_turn(
+    env: LiberoEnv,
+    quat: np.ndarray,
+    height: float,
+    gripper: float,
+    motion: MotionConfig,
+) -> ActionStream:
+    """Move straight up to ``height`` (metres) while turning to ``quat``."""
+    eef = env.eef_pose().pos
+    top = np.array([eef[0], eef[1], max(eef[2], height)])
+    yield from move_to(env, top, quat, gripper, motion, max_steps=60, strict=False)
+
+
+def _approach_from_above(
+    env: LiberoEnv,
+    target: np.ndarray,
+    quat: np.ndarray,
+    gripper: float,
+    safe_z: float,
+    motion: MotionConfig,
+    what: str,
+) -> ActionStream:
+    """Rise to ``safe_z`` while turning to ``quat``, cross over ``target``, then descend onto it.
+
+    Raises:
+        SkillFailure: the end effector stops further than ``REACH_TOLERANCE_M`` from ``target``.
+    """
+    yield from _rise_and_turn(env, quat, safe_z, gripper, motion)
+    over = np.array([target[0], target[1], max(safe_z, target[2])])
+    yield from move_to(env, over, quat, gripper, motion, max_steps=100, strict=False)
+    yield from move_to(
+        env, target, quat, gripper, _slow(_loose(motion)), max_steps=100, strict=False
+    )
+    _check_reached(env, target, what)
+
+
+def _check_reached(env: LiberoEnv, target: np.ndarray, what: str) -> None:
+    distance = float(np.linalg.norm(env.eef_pose().pos - target))
+    if distance > REACH_TOLERANCE_M:
+        raise SkillFailure(
+            f"{what} is out of reach: the end effector stopped {distance:.3f} m away"
+        )
+
+
+def _finger_command(env: LiberoEnv, opening_m: float) -> float:
+    """Gripper command that drives each finger toward ``opening_m`` from the centre."""
+    error = float(np.mean(np.abs(env.gripper_qpos()))) - opening_m
+    if abs(error) < FINGER_TOLERANCE_M:
+        return GRIPPER_HOLD
+    return GRIPPER_CLOSED if error > 0 else GRIPPER_OPEN
+
+
+def _with_fingers(
+    env: LiberoEnv, stream: ActionStream, opening_m: float
+) -> ActionStream:
+    """Pass ``stream`` through with its gripper command replaced by a finger-opening servo."""
+    for action in stream:
+        action = action.copy()
+        action[6] = _finger_command(env, opening_m)
+        yield action
+
+
+def _set_finger_opening(
+    env: LiberoEnv, opening_m: float, quat: np.ndarray, motion: MotionConfig
+) -> ActionStream:
+    """Servo the fingers in place until each is ``opening_m`` from the centre."""
+    for _ in range(2 * motion.gripper_steps):
+        error = float(np.mean(np.abs(env.gripper_qpos()))) - opening_m
+        if abs(error) < FINGER_TOLERANCE_M:
+            return
+        yield servo_action(
+            env, env.eef_pose().pos, quat, _finger_command(env, opening_m), motion
+        )
+
+
+def _retreat(
+    env: LiberoEnv, direction: np.ndarray, quat: np.ndarray, motion: MotionConfig
+) -> ActionStream:
+    """Open the gripper, back off along ``direction`` and rise."""
+    yield from open_gripper(env, motion, quat)
+    back = env.eef_pose().pos + direction * RETREAT_DISTANCE_M
+    yield from move_to(
+        env, back, quat, GRIPPER_OPEN, motion, max_steps=40, strict=False
+    )
+    yield from move_to(
+        env, back + UP * 0.08, None, GRIPPER_OPEN, motion, max_steps=30, strict=False
+    )
+
+
+def open_drawer(skill: Skill, env: LiberoEnv, art: Articulation) -> ActionStream:
+    """Grasp the drawer's handle bar from the front and pull it to near its joint limit."""
+    motion = skill.motion
+    axis = joint_axis(env, art)
+    outward = horizontal_unit(art.open_sign * axis)
+    handle = geom_position(env, drawer_handle(env, art))
+    quat = nearest_gripper_quat(env, -outward, UP)
+    pregrasp = handle + outward * PREGRASP_DISTANCE_M
+    safe_z = max(env.eef_pose().pos[2], handle[2] + SAFE_HEIGHT_M)
+
+    yield from _rise_and_turn(env, quat, safe_z, GRIPPER_OPEN, motion)
+    yield from move_to(
+        env,
+        np.array([pregrasp[0], pregrasp[1], safe_z]),
+        quat,
+        GRIPPER_OPEN,
+        motion,
+        max_steps=100,
+        strict=False,
+    )
+    yield from _set_finger_opening(env, HANDLE_FINGER_OPENING_M, quat, motion)
+    opening = HANDLE_FINGER_OPENING_M
+    loose = _loose(motion)
+    yield from _with_fingers(
+        env,
+        move_to(
+            env,
+            pregrasp,
+            quat,
+            GRIPPER_HOLD,
+            loose,
+            max_steps=80,
+            strict=False,
+        ),
+        opening,
+    )
+    yield from _with_fingers(
+        env,
+        move_to(
+            env,
+            handle + outward * 0.005,
+            quat,
+            GRIPPER_HOLD,
+            _slow(loose),
+            max_steps=60,
+            tolerance_m=0.006,
+            strict=False,
+        ),
+        opening,
+    )
+    _check_reached(env, handle + outward * 0.005, f"open({art.target}): the handle")
+    yield from close_gripper(env, motion, quat)
+
+    goal = art.open_limit - art.open_sign * PULL_LIMIT_MARGIN
+    yield from _drive_slide(
+        env,
+        art,
+        goal,
+        toward_open=True,
+        gripper=GRIPPER_CLOSED,
+        quat=quat,
+        overshoot=outward * 0.01,
+        motion=_slow(motion),
+        steps=PULL_STEPS,
+    )
+    if not _predicate(env, art, opened=True):
+        raise SkillFailure(
+            f"open({art.target}): the drawer stopped at {joint_position(env, art):.3f} m "
+            f"(goal {goal:.3f} m); the handle slipped or the drawer is blocked"
+        )
+    yield from _retreat(env, outward, quat, motion)
+
+
+def close_drawer(skill: Skill, env: LiberoEnv, art: Articulation) -> ActionStream:
+    """Push the drawer's handle bar with the closed gripper until the drawer is shut."""
+    motion = skill.motion
+    axis = joint_axis(env, art)
+    outward = horizontal_unit(art.open_sign * axis)
+    handle = geom_position(env, drawer_handle(env, art))
+    quat = nearest_gripper_quat(env, DOWN, np.cross(UP, outward))
+    start = handle + outward * PUSH_STANDOFF_M + UP * 0.005
+    safe_z = max(env.eef_pose().pos[2], handle[2] + SAFE_HEIGHT_M)
+
+    yield from _approach_from_above(
+        env,
+        start,
+        quat,
+        GRIPPER_CLOSED,
+        safe_z,
+        motion,
+        f"close({art.target}): the point in front of the handle",
+    )
+
+    goal = art.closed_limit
+    yield from _drive_slide(
+        env,
+        art,
+        goal,
+        toward_open=False,
+        gripper=GRIPPER_CLOSED,
+        quat=quat,
+        overshoot=-outward * PUSH_OVERSHOOT_M,
+        motion=_slow(motion, PUSH_SPEED),
+        steps=PUSH_STEPS,
+        contact_offset=outward * PUSH_CONTACT_M,
+        contact_from=start,
+    )
+    if not _predicate(env, art, opened=False):
+        raise SkillFailure(
+            f"close({art.target}): the drawer stopped at {joint_position(env, art):.3f} m, "
+            f"short of the closed limit {goal:.3f} m"
+        )
+    yield from move_to(
+        env,
+        env.eef_pose().pos + outward * RETREAT_DISTANCE_M,
+        quat,
+        GRIPPER_CLOSED,
+        motion,
+        max_steps=40,
+        strict=False,
+    )
+    yield from move_to(
+        env,
+        env.eef_pose().pos + UP * 0.08,
+        None,
+        GRIPPER_OPEN,
+        motion,
+        max_steps=30,
+        strict=False,
+    )
+
+
+def _drive_slide(
+    env: LiberoEnv,
+    art: Articulation,
+    goal: float,
+    toward_open: bool,
+    gripper: float,
+    quat: np.ndarray,
+    overshoot: np.ndarray,
+    motion: MotionConfig,
+    steps: int,
+    contact_offset: np.ndarray | None = None,
+    contact_from: np.ndarray | None = None,
+) -> ActionStream:
+    """Move the end effector with the drawer along its slide axis until the joint reaches ``goal``.
+
+    The end-effector target is where the gripper must be when the joint is at
+    ``goal`` (plus ``overshoot`` [3], metres), so the drawer is driven by
+    position error; the loop stops at the goal, after ``steps`` frames or
+    when the joint has moved less than ``STALL_PROGRESS`` in ``STALL_STEPS``.
+    """
+    axis = joint_axis(env, art)
+    start_q = joint_position(env, art)
+    if contact_offset is None:
+        start_eef = env.eef_pose().pos
+    else:
+        # The gripper is not on the handle yet: aim from the handle's contact point.
+        handle = geom_position(env, drawer_handle(env, art))
+        start_eef = np.array([handle[0], handle[1], contact_from[2]]) + contact_offset
+    target = start_eef + axis * (goal - start_q) + overshoot
+    history = [start_q]
+    for _ in range(steps):
+        position = joint_position(env, art)
+        if _is_past(art, position, goal, toward_open):
+            return
+        history.append(position)
+        if (
+            len(history) > STALL_STEPS
+            and abs(history[-1] - history[-STALL_STEPS]) < STALL_PROGRESS
+            and _predicate(env, art, toward_open)
+        ):
+            return
+        yield servo_action(env, target, quat, gripper, motion)
+
+
+def close_door(skill: Skill, env: LiberoEnv, art: Articulation) -> ActionStream:
+    """Press the door's outer face with the closed gripper and follow it round the hinge."""
+    motion = skill.motion
+    frame = door_frame(env, art)
+    radius = DOOR_PUSH_RADIUS_FRACTION * _door_width(env, art, frame)
+    quat = nearest_gripper_quat(env, DOWN, frame.radial)
+    start = frame.point(radius, DOOR_FINGER_CLEARANCE_M + DOOR_STANDOFF_M)
+    safe_z = max(env.eef_pose().pos[2], frame.panel_height + SAFE_HEIGHT_M + 0.1)
+
+    yield from _approach_from_above(
+        env,
+        start,
+        quat,
+        GRIPPER_CLOSED,
+        safe_z,
+        motion,
+        f"close({art.target}): the point beside the door",
+    )
+
+    push = _slow(motion, PUSH_SPEED)
+    for _ in range(DOOR_PUSH_STEPS):
+        if _predicate(env, art, opened=False):
+            break
+        frame = door_frame(env, art)
+        target = (
+            frame.point(radius, DOOR_FINGER_CLEARANCE_M)
+            - frame.outward * DOOR_PRESS_DEPTH_M
+        )
+        # Follow the panel round the hinge while holding the gripper's yaw on it.
+        quat = nearest_gripper_quat(env, DOWN, frame.radial)
+        yield servo_action(env, target, quat, GRIPPER_CLOSED, push)
+    if not _predicate(env, art, opened=False):
+        raise SkillFailure(
+            f"close({art.target}): the door stopped at {joint_position(env, art):.3f} rad "
+            f"after {DOOR_PUSH_STEPS} steps of pushing"
+        )
+    frame = door_frame(env, art)
+    yield from move_to(
+        env,
+        env.eef_pose().pos + frame.outward * RETREAT_DISTANCE_M,
+        quat,
+        GRIPPER_CLOSED,
+        motion,
+        max_steps=40,
+        strict=False,
+    )
+    yield from move_to(
+        env,
+        env.eef_pose().pos + UP * 0.1,
+        None,
+        GRIPPER_OPEN,
+        motion,
+        max_steps=30,
+        strict=False,
+    )
+
+
+def _door_width(env: LiberoEnv, art: Articulation, frame) -> float:
+    from aas.sims.skills.articulation import door_handle
+
+    handle = geom_position(env, door_handle(env, art))
+    return float((handle - frame.anchor) @ frame.radial)
+
+
+def _switch_threshold(
+    env: LiberoEnv, art: Articulation, on: bool, samples: int = 200
+) -> float:
+    """The joint position nearest the closed limit at which the switch predicate first changes."""
+    model = env.model_object(art.owner)
+    probe = model.turn_on if on else model.turn_off
+    positions = np.linspace(art.closed_limit, art.open_limit, samples)
+    if not on:
+        positions = positions[::-1]
+    current = joint_position(env, art)
+    try:
+        hits = [q for q in positions if probe(float(q))]
+    finally:
+        model.turn_on(current)
+    if not hits:
+        raise SkillFailure(
+            f"{art.target}: no joint position within its limits satisfies the predicate"
+        )
+    return float(hits[0])
+
+
+def turn_knob(
+    skill: Skill, env: LiberoEnv, art: Articulation, on: bool
+) -> ActionStream:
+    """Grasp the knob's ridge above its axis and rotate it past the on (or off) threshold."""
+    motion = skill.motion
+    ridge = knob_ridge(env, art)
+    size, axes = geom_half_sizes_world(env, ridge)
+    ridge_axis = horizontal_unit(axes[:, int(np.argmax(size))])
+    centre = geom_position(env, ridge)
+    anchor = joint_anchor(env, art)
+    grasp = (
+        centre
+        + ridge_axis * float((anchor - centre) @ ridge_axis)
+        + UP * KNOB_GRASP_RAISE_M
+    )
+    quat = nearest_gripper_quat(env, DOWN, np.cross(UP, ridge_axis))
+    above = grasp + UP * KNOB_APPROACH_HEIGHT_M
+    safe_z = max(env.eef_pose().pos[2], above[2])
+
+    yield from _approach_from_above(
+        env,
+        above,
+        quat,
+        GRIPPER_OPEN,
+        safe_z,
+        motion,
+        f"turn({art.target}): the point above the knob",
+    )
+    yield from move_to(
+        env,
+        grasp,
+        quat,
+        GRIPPER_OPEN,
+        _slow(_loose(motion)),
+        max_steps=60,
+        tolerance_m=0.006,
+        strict=False,
+    )
+    _check_reached(env, grasp, f"turn({art.target}): the knob")
+    yield from close_gripper(env, motion, quat)
+
+    threshold = _switch_threshold(env, art, on)
+    toward = art.open_sign if on else -art.open_sign
+    goal = threshold + toward * KNOB_TURN_MARGIN_RAD
+    yield from _rotate_about_joint(
+        env,
+        art,
+        grasp,
+        quat,
+        goal,
+        toward,
+        replace(motion, rotation_gain=KNOB_TURN_GAIN),
+    )
+    if not _predicate(env, art, opened=on):
+        raise SkillFailure(
+            f"turn_{'on' if on else 'off'}({art.target}): the knob stopped at "
+            f"{joint_position(env, art):.2f} rad (threshold {threshold:.2f} rad)"
+        )
+    yield from open_gripper(env, motion, None)
+    yield from move_to(
+        env,
+        env.eef_pose().pos + UP * KNOB_APPROACH_HEIGHT_M,
+        None,
+        GRIPPER_OPEN,
+        motion,
+        max_steps=30,
+        strict=False,
+    )
+
+
+def _rotate_about_joint(
+    env: LiberoEnv,
+    art: Articulation,
+    grasp: np.ndarray,
+    grasp_quat: np.ndarray,
+    goal: float,
+    toward: int,
+    motion: MotionConfig,
+) -> ActionStream:
+    """Turn the gripper about the joint axis so that the held knob reaches ``goal`` (radians)."""
+    import robosuite.utils.transform_utils as T
+
+    axis = joint_axis(env, art)
+    start = joint_position(env, art)
+    history = [start]
+    for _ in range(KNOB_TURN_STEPS):
+        position = joint_position(env, art)
+        if toward * (position - goal) >= 0.0:
+            return
+        history.append(position)
+        if (
+            len(history) > STALL_STEPS
+            and abs(history[-1] - history[-STALL_STEPS]) < STALL_PROGRESS
+        ):
+            return
+        # Aim a little past the goal so the rotation keeps its speed near the end.
+        turn = T.axisangle2quat(axis * (goal - start + toward * 0.1))
+        target_quat = T.quat_multiply(turn, grasp_quat)
+        yield servo_action(env, grasp, target_quat, GRIPPER_CLOSED, motion)
+
+
+def _proportional(motion: MotionConfig) -> MotionConfig:
+    """``motion`` without an integral term, which winds up while the gripper presses on a handle."""
+    if "integral_gain" in {f.name for f in fields(motion)}:
+        return replace(motion, integral_gain=0.0)
+    return motion
+
+
+class _ArticulationSkill(Skill):
+    max_steps = 500
+    retries = 1
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.motion = _proportional(self.motion)
+
+    def target(self, env: LiberoEnv) -> Articulation:
+        if not self.step.args:
+            raise SkillFailure(
+                f"{self.step}: expected the articulated target as its argument"
+            )
+        try:
+            return find_articulation(env, self.step.args[0])
+        except ValueError as exc:
+            raise SkillFailure(f"{self.step}: {exc}") from exc
+
+
+@register_skill
+class OpenSkill(_ArticulationSkill):
+    """Open a drawer (``open(wooden_cabinet_1_top_region)``)."""
+
+    op = "open"
+
+    def act(self, env: LiberoEnv) -> ActionStream:
+        art = self.target(env)
+        if art.switch:
+            raise SkillFailure(f"{self.step}: {art.target} is a switch; use turn_on")
+        if art.kind != "slide":
+            raise SkillFailure(f"{self.step}: opening hinged doors is not implemented")
+        logger.info(
+            "opening %s (joint %s at %.3f)",
+            art.target,
+            art.joint,
+            joint_position(env, art),
+        )
+        yield from open_drawer(self, env, art)
+
+    def verify(self, env: LiberoEnv) -> bool:
+        return _predicate(env, find_articulation(env, self.step.args[0]), opened=True)
+
+
+@register_skill
+class CloseSkill(_ArticulationSkill):
+    """Close a drawer or a hinged door (``close(microwave_1)``)."""
+
+    op = "close"
+
+    def act(self, env: LiberoEnv) -> ActionStream:
+        art = self.target(env)
+        if art.switch:
+            raise SkillFailure(f"{self.step}: {art.target} is a switch; use turn_off")
+        logger.info(
+            "closing %s (joint %s at %.3f)",
+            art.target,
+            art.joint,
+            joint_position(env, art),
+        )
+        if art.kind == "slide":
+            yield from close_drawer(self, env, art)
+        else:
+            yield from close_door(self, env, art)
+
+    def verify(self, env: LiberoEnv) -> bool:
+        return _predicate(env, find_articulation(env, self.step.args[0]), opened=False)
+
+
+class _KnobSkill(_ArticulationSkill):
+    turns_on: bool = True
+
+    def act(self, env: LiberoEnv) -> ActionStream:
+        art = self.target(env)
+        if not art.switch:
+            raise SkillFailure(f"{self.step}: {art.target} has no on/off predicate")
+        logger.info(
+            "turning %s %s (joint %s at %.2f rad)",
+            art.target,
+            "on" if self.turns_on else "off",
+            art.joint,
+            joint_position(env, art),
+        )
+        yield from turn_knob(self, env, art, on=self.turns_on)
+
+    def verify(self, env: LiberoEnv) -> bool:
+        return _predicate(
+            env, find_articulation(env, self.step.args[0]), opened=self.turns_on
+        )
+
+
+@register_skill
+class TurnOnSkill(_KnobSkill):
+    """Turn a stove knob on (``turn_on(flat_stove_1)``)."""
+
+    op = "turn_on"
+    turns_on = True
+
+
+@register_skill
+class TurnOffSkill(_KnobSkill):
+    """Turn a stove knob off (``turn_off(flat_stove_1)``)."""
+
+    op = "turn_off"
+    turns_on = False
