@@ -293,16 +293,17 @@ class LiberoEnv:
 
     def bounding_box(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """World-frame axis-aligned box (low [3], high [3], metres) of an object's collision geoms."""
-        corners = self._geom_corners(name)
+        corners = self.collision_corners(name)
         return corners.min(axis=0), corners.max(axis=0)
 
     def local_extents(self, name: str) -> np.ndarray:
         """Size [3] (metres) of an object's collision geoms along its own body axes."""
         pose = self.pose(name)
-        local = (self._geom_corners(name) - pose.pos) @ pose.rotation
+        local = (self.collision_corners(name) - pose.pos) @ pose.rotation
         return local.max(axis=0) - local.min(axis=0)
 
-    def _geom_corners(self, name: str) -> np.ndarray:
+    def collision_corners(self, name: str) -> np.ndarray:
+        """Corners [8 * geoms, 3] (metres, world frame) of the boxes around an object's collision geoms."""
         model = self.sim.model
         data = self.sim.data
         geoms = [model.geom_name2id(g) for g in self.model_object(name).contact_geoms]

@@ -46,7 +46,7 @@ DONES = "dones"
 AGENTVIEW_CAMERA = "agentview"
 EYE_IN_HAND_CAMERA = "robot0_eye_in_hand"
 # LIBERO's demo files store images as MuJoCo renders them (OpenGL convention,
-# rows bottom-up); the file attribute tells readers so.
+# rows bottom-up), and this file attribute records that.
 IMAGE_CONVENTION = "opengl"
 STATUS_KEPT = "kept"
 STATUS_FAILED = "failed"
@@ -134,7 +134,7 @@ class EpisodeRecord:
 
 @dataclass
 class DemoOutcome:
-    """What happened at one init state: ``status`` is kept, failed or error."""
+    """Outcome of one init state; ``status`` is kept, failed or error."""
 
     init_state: int
     status: str

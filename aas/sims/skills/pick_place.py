@@ -27,6 +27,7 @@ from aas.sims.skills.base import (
     move_to,
     open_gripper,
     register_skill,
+    servo_action,
     yaw_quat,
 )
 
@@ -51,11 +52,13 @@ YAW_CANDIDATES_DEG = np.arange(0, 180, 5)
 HAND_HALF_LENGTH_M = 0.105
 HAND_HALF_WIDTH_M = 0.035
 HAND_BOTTOM_M = 0.024
+MAX_ABOVE_GRIP_M = 0.035
+OBJECT_MARGIN_M = 0.04
 
 
 @dataclass(frozen=True)
 class GraspPlan:
-    """Where and how to close the gripper on an object.
+    """A grasp: the grip-site target and gripper orientation for one object.
 
     Attributes:
         position: grip-site target [3] in metres, world frame.
@@ -68,10 +71,6 @@ class GraspPlan:
     quat: np.ndarray
     width_m: float
     rim: bool
-
-
-def _horizontal_corners(env: LiberoEnv, name: str) -> np.ndarray:
-    return env._geom_corners(name)
 
 
 def _finger_direction(yaw_rad: float) -> np.ndarray:
@@ -91,7 +90,7 @@ def plan_grasp(env: LiberoEnv, name: str, place_target: str | None = None) -> Gr
         place_target: where the next step puts the object, so that a rim
             grasp leaves the hand room there too.
     """
-    corners = _horizontal_corners(env, name)
+    corners = env.collision_corners(name)
     low, high = corners.min(axis=0), corners.max(axis=0)
     height = float(high[2] - low[2])
 
@@ -128,8 +127,9 @@ def _centre_grasp_height(bottom: float, height: float) -> float:
         # Flat boxes: close the fingers low on the box, just above the support.
         return bottom + max(0.5 * height, 0.008)
     if height > 0.1:
-        # Bottles: grasp the body, below the narrower neck.
-        return bottom + 0.5 * height
+        # Tall objects: the palm sits about 0.03 m above the grip site, so the
+        # object's top must not rise higher than that.
+        return max(bottom + 0.5 * height, bottom + height - MAX_ABOVE_GRIP_M)
     return bottom + 0.55 * height
 
 
@@ -412,15 +412,30 @@ def _table_height(env: LiberoEnv) -> float:
     return min(float(env.bounding_box(n)[0][2]) for n in env.object_names)
 
 
-def _path_clearance(
-    env: LiberoEnv, held: str, start_xy: np.ndarray, end_xy: np.ndarray
+def carry_height(
+    env: LiberoEnv, held: str, start_xy: np.ndarray, end_xy: np.ndarray, hang: float
 ) -> float:
-    """Highest collision-box top along the straight path between two points (metres)."""
-    top = 0.0
-    for fraction in np.linspace(0.0, 1.0, 11):
-        point = start_xy + fraction * (end_xy - start_xy)
-        top = max(top, _surface_height(env, held, point, margin=HAND_HALF_LENGTH_M))
-    return top
+    """Lowest grip-site height (metres) that carries ``held`` over everything on the path.
+
+    The held object, hanging ``hang`` metres below the grip site, must clear
+    whatever lies within a few centimetres of the straight path; the wider
+    gripper hand, which starts ``HAND_BOTTOM_M`` above the grip site, must
+    clear whatever lies within its half length of the path.
+    """
+    height = 0.0
+    for name in env.object_names + env.fixture_names:
+        if name == held:
+            continue
+        low, high = env.bounding_box(name)
+        distance = min(
+            _box_distance_xy(start_xy + f * (end_xy - start_xy), low, high)
+            for f in np.linspace(0.0, 1.0, 21)
+        )
+        if distance <= OBJECT_MARGIN_M:
+            height = max(height, float(high[2]) + hang + CLEARANCE_M)
+        elif distance <= HAND_HALF_LENGTH_M + HAND_HALF_WIDTH_M:
+            height = max(height, float(high[2]) - HAND_BOTTOM_M + CLEARANCE_M / 2)
+    return height
 
 
 def release_stream(
@@ -443,10 +458,7 @@ def release_stream(
     hang = float(eef[2] - low[2])
     offset_xy = env.pose(held).pos[:2] - eef[:2]
 
-    carry_z = max(
-        eef[2],
-        _path_clearance(env, held, eef[:2], target_xy) + hang + CLEARANCE_M,
-    )
+    carry_z = max(eef[2], carry_height(env, held, eef[:2], target_xy, hang))
     yield from move_to(
         env,
         np.array([eef[0], eef[1], carry_z]),
@@ -466,6 +478,7 @@ def release_stream(
         _slow(motion, 0.7),
         target_name=f"point above {target}",
         tolerance_m=0.015,
+        max_steps=120,
     )
 
     gap = RELEASE_GAP_M + (0.03 if drop else 0.0)
@@ -518,8 +531,6 @@ def _lower(
         if stalled >= 4:
             return
         last_z = eef[2]
-        from aas.sims.skills.base import servo_action
-
         yield servo_action(env, goal, quat, GRIPPER_CLOSED, slow, integral)
 
 
@@ -619,31 +630,37 @@ class TakeOutSkill(Skill):
 class PushSkill(Skill):
     """Slide an object along the table into a region: ``push(obj, region)``.
 
-    The closed gripper is lowered behind the object, on the side away from
-    the region, and moves through the object's centre toward the region.
+    A plate-like object (low and wider than the gripper) is pushed from
+    inside: the closed fingertips come down near its centre and press on the
+    inner side of its rim, so the hand never has to reach past the object.
+    Any other object is pushed from behind, through its centre.
     """
 
     op = "push"
     max_steps = 400
-    contact_height_m = 0.012
     tolerance_m = 0.015
 
     def act(self, env: LiberoEnv) -> ActionStream:
         obj, region = self.step.args[:2]
         motion = self.motion
-        quat = TOP_DOWN_QUAT
+        quat = _push_quat(env, obj, region)
         low, high = env.bounding_box(obj)
         radius = float(max(high[:2] - low[:2])) / 2
-        push_z = float(low[2]) + self.contact_height_m
+        inside = float(high[2] - low[2]) < 0.03 and 2 * radius > MAX_GRASP_WIDTH_M
+        if inside:
+            # Fingertips reach 0.013 m below the grip site, so they press on
+            # the plate's floor and drag it; the low rim alone lets them slip over.
+            push_z = float(low[2]) + 0.01
+            lead = radius - 0.025
+        else:
+            push_z = float(low[2]) + 0.012
+            lead = -(radius + 0.025)
 
-        def behind() -> np.ndarray:
-            centre = env.pose(obj).pos[:2]
-            direction = env.pose(region).pos[:2] - centre
-            direction = direction / (np.linalg.norm(direction) + 1e-9)
-            return centre - direction * (radius + 0.025)
-
+        centre = env.pose(obj).pos[:2]
+        start = centre + _unit(env.pose(region).pos[:2] - centre) * (
+            0.0 if inside else lead
+        )
         eef = env.eef_pose().pos
-        start = behind()
         safe_z = max(eef[2], float(high[2]) + APPROACH_HEIGHT_M)
         yield from move_to(
             env,
@@ -661,7 +678,7 @@ class PushSkill(Skill):
             quat,
             GRIPPER_CLOSED,
             motion,
-            target_name=f"point behind {obj}",
+            target_name=f"point above {obj}",
         )
         yield from move_to(
             env,
@@ -669,25 +686,22 @@ class PushSkill(Skill):
             quat,
             GRIPPER_CLOSED,
             _slow(motion),
-            target_name=f"point behind {obj}",
+            target_name=f"contact point of {obj}",
+            strict=False,
+            max_steps=60,
         )
 
         slow = _slow(motion, 0.3)
-        from aas.sims.skills.base import servo_action
-
-        for _ in range(200):
+        integral = np.zeros(3)
+        for _ in range(250):
             centre = env.pose(obj).pos[:2]
-            target = env.pose(region).pos[:2]
-            error = target - centre
+            error = env.pose(region).pos[:2] - centre
             if np.linalg.norm(error) < self.tolerance_m:
                 break
-            direction = error / np.linalg.norm(error)
-            # Keep the gripper on the line through the object's centre, on the
-            # far side from the region, and advance along it.
-            pusher = (
-                centre
-                - direction * (radius + 0.005)
-                + direction * min(0.03, np.linalg.norm(error))
+            direction = _unit(error)
+            # Aim a little past the contact point so the fingertips keep pressing.
+            pusher = centre + direction * (
+                lead + min(0.03, float(np.linalg.norm(error)))
             )
             yield servo_action(
                 env,
@@ -695,6 +709,7 @@ class PushSkill(Skill):
                 quat,
                 GRIPPER_CLOSED,
                 slow,
+                integral,
             )
         retreat = env.eef_pose().pos + np.array([0.0, 0.0, RETREAT_HEIGHT_M])
         yield from move_to(
@@ -711,6 +726,17 @@ class PushSkill(Skill):
     def verify(self, env: LiberoEnv) -> bool:
         obj, region = self.step.args[:2]
         return env.eval_atom(("on", obj, region))
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    return vector / (np.linalg.norm(vector) + 1e-9)
+
+
+def _push_quat(env: LiberoEnv, obj: str, region: str) -> np.ndarray:
+    """Yaw the hand so its long side runs along the push, which keeps it narrow sideways."""
+    direction = _unit(env.pose(region).pos[:2] - env.pose(obj).pos[:2])
+    yaw = _wrap_yaw(float(np.arctan2(direction[0], -direction[1])))
+    return yaw_quat(TOP_DOWN_QUAT, yaw)
 
 
 __all__ = [
