@@ -51,6 +51,11 @@ class AtomicTarWriter:
     content gives the same bytes. ``opener`` opens the temporary file and is
     the seam where tests put a file object that fails like a full disk.
     Use as a context manager: a clean exit commits, an exception aborts.
+
+    Headers come from ``tarfile.TarInfo.tobuf`` and the layout is the one
+    ``tarfile`` writes, but no ``TarFile`` is kept open. ``TarFile`` keeps
+    every member's ``TarInfo`` in memory, so a tar of many frames would grow
+    the writer's memory with each frame.
     """
 
     def __init__(self, path: str | Path, opener: Opener = open_for_write) -> None:
@@ -58,9 +63,7 @@ class AtomicTarWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._partial = partial_path(self.path)
         self._file = opener(self._partial)
-        self._tar = tarfile.open(
-            fileobj=self._file, mode="w", format=tarfile.GNU_FORMAT
-        )
+        self._offset = 0
         self.num_members = 0
         self._done = False
 
@@ -70,7 +73,7 @@ class AtomicTarWriter:
         Counts GNU long-name records, the two zero blocks that end an archive
         and the padding of the whole file to ``tarfile.RECORDSIZE``.
         """
-        total = self._tar.offset + 2 * tarfile.BLOCKSIZE
+        total = self._offset + 2 * tarfile.BLOCKSIZE
         for name, size in (members or {}).items():
             total += member_size(name, size)
         return -(-total // tarfile.RECORDSIZE) * tarfile.RECORDSIZE
@@ -81,7 +84,12 @@ class AtomicTarWriter:
         info.size = len(data)
         info.mode = 0o644
         info.mtime = 0
-        self._tar.addfile(info, io.BytesIO(data))
+        header = info.tobuf(tarfile.GNU_FORMAT, tarfile.ENCODING, "surrogateescape")
+        padding = -len(data) % tarfile.BLOCKSIZE
+        self._file.write(header)
+        self._file.write(data)
+        self._file.write(tarfile.NUL * padding)
+        self._offset += len(header) + len(data) + padding
         self.num_members += 1
 
     def commit(self) -> Path:
@@ -91,7 +99,9 @@ class AtomicTarWriter:
         is removed and the error is raised again.
         """
         try:
-            self._tar.close()
+            end = self._offset + 2 * tarfile.BLOCKSIZE
+            end_padding = -end % tarfile.RECORDSIZE
+            self._file.write(tarfile.NUL * (2 * tarfile.BLOCKSIZE + end_padding))
             self._file.flush()
             try:
                 os.fsync(self._file.fileno())
@@ -110,11 +120,10 @@ class AtomicTarWriter:
         if self._done:
             return
         self._done = True
-        for close in (self._tar.close, self._file.close):
-            try:
-                close()
-            except OSError as exc:
-                logger.debug("ignoring %s while aborting %s", exc, self._partial)
+        try:
+            self._file.close()
+        except OSError as exc:
+            logger.debug("ignoring %s while aborting %s", exc, self._partial)
         self._partial.unlink(missing_ok=True)
 
     def __enter__(self) -> AtomicTarWriter:
