@@ -1,7 +1,7 @@
 """BDDL predicates and ``holding`` evaluated on states built in a real LIBERO scene.
 
 All states come from one libero_goal environment (bowl, plate, cabinet with
-drawers, stove): joints and object poses are set through the simulator state,
+drawers, stove), shared with the other simulator tests of the session: joints and object poses are set through the simulator state,
 objects dropped onto a target settle under physics, and the grasp is done by
 the scripted controller.
 """
@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from predicate_fixtures import shared_env
 
 from aas.demo import Demo
 from aas.schema import Plan, Step
-from aas.sims.tasks import get_task
 
 BOWL = "akita_black_bowl_1"
 DRAWER = "wooden_cabinet_1_top_region"
@@ -39,13 +39,9 @@ SETTLE_FRAMES = 30
 
 @pytest.fixture(scope="module")
 def env():
-    from aas.sims.env import make_env
-
-    spec = get_task("libero_goal", "put_the_bowl_on_the_plate")
-    environment = make_env(spec, render=False)
+    environment = shared_env()
     environment.reset(0)
-    yield environment
-    environment.close()
+    return environment
 
 
 @pytest.fixture(scope="module")

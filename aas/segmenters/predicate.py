@@ -236,14 +236,16 @@ class PredicateSegmenter(Segmenter):
     """Plan-aligned segmentation from BDDL predicates evaluated on replayed states.
 
     One render-free LIBERO environment is kept between demos of the same
-    task; ``close()`` frees it.
+    task; ``close()`` frees it. ``env`` (an ``aas.sims.env.LiberoEnv``) is
+    used for demos of its task instead of building one, and is left open.
     """
 
     name = NAME
     version = VERSION
 
-    def __init__(self, config: PredicateConfig | None = None) -> None:
+    def __init__(self, config: PredicateConfig | None = None, env: Any = None) -> None:
         self.config = config or PredicateConfig()
+        self._env = env
         self._envs: Any = None
 
     def timeline(self, demo: Demo, plan: Plan) -> PredicateTimeline:
@@ -251,7 +253,7 @@ class PredicateSegmenter(Segmenter):
         from aas.sims.predicates import EnvCache, predicate_timeline
 
         if self._envs is None:
-            self._envs = EnvCache()
+            self._envs = EnvCache(self._env)
         return predicate_timeline(demo, plan, cache=self._envs)
 
     def segment(

@@ -183,6 +183,7 @@ def task_for_demo(demo: Demo) -> TaskSpec:
             except ValueError:
                 continue
     if demo.bddl_content.strip():
+        # NOTE: the folder is left behind; LIBERO reads the BDDL file again on reset.
         folder = Path(tempfile.mkdtemp(prefix="aas-bddl-"))
         stem = path.stem if path is not None else "task"
         bddl = folder / f"{stem}.bddl"
@@ -195,14 +196,20 @@ def task_for_demo(demo: Demo) -> TaskSpec:
 
 
 class EnvCache:
-    """Keeps one render-free environment, rebuilt when the task changes."""
+    """Keeps one render-free environment, rebuilt when the task changes.
 
-    def __init__(self) -> None:
+    A caller's ``env`` is used for demos of its own task and never closed here.
+    """
+
+    def __init__(self, env: LiberoEnv | None = None) -> None:
+        self._given = env
         self._env: LiberoEnv | None = None
         self._bddl: str = ""
 
     def get(self, spec: TaskSpec) -> LiberoEnv:
         bddl = str(spec.bddl_path)
+        if self._given is not None and str(self._given.spec.bddl_path) == bddl:
+            return self._given
         if self._env is None or self._bddl != bddl:
             self.close()
             self._env = make_env(spec, render=False)
@@ -211,6 +218,7 @@ class EnvCache:
         return self._env
 
     def close(self) -> None:
+        """Close the environment this cache built; a caller's ``env`` stays open."""
         if self._env is not None:
             self._env.close()
         self._env = None
