@@ -16,6 +16,7 @@ from cliprt_fixtures import (  # noqa: F401  (one_thread is autouse)
 from safetensors.torch import load_file
 
 from aas.policies.cliprt.config import TINY_MODEL_NAME, CLIPRTConfig
+from aas.policies.cliprt.model import CLIPRTModel
 from aas.policies.cliprt.sampler import StepBatchSampler
 from aas.policies.cliprt.train import TrainConfig, train
 
@@ -162,3 +163,19 @@ def test_training_from_lerobot_dataset(tmp_path):
 def test_config_requires_a_data_source(tmp_path):
     with pytest.raises(ValueError, match="--data"):
         TrainConfig(output_dir=str(tmp_path))
+
+
+def test_frozen_text_tower_stays_unchanged(shards, tmp_path):
+    config = _config(
+        shards, tmp_path, steps=2, freeze_text_tower=True, logger="tensorboard"
+    )
+    train(config)
+    torch.manual_seed(config.seed)
+    initial = CLIPRTModel(config.model).state_dict()
+    final = load_file(str(tmp_path / "model" / "model.safetensors"))
+    text_keys = [k for k in initial if k.startswith("backbone.transformer.")]
+    assert text_keys
+    for key in text_keys:
+        assert torch.equal(initial[key], final[key]), key
+    assert not torch.equal(initial["head.fc_out.weight"], final["head.fc_out.weight"])
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))

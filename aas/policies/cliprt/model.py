@@ -199,12 +199,25 @@ class CLIPRTModel(nn.Module):
     def forward(
         self,
         images: torch.Tensor,
-        tokens: torch.Tensor,
+        tokens: torch.Tensor | None = None,
         state: torch.Tensor | None = None,
+        instruction_embedding: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Predict chunks ``[batch, chunk_size, action_dim]`` from images and prompt tokens."""
+        """Predict chunks ``[batch, chunk_size, action_dim]`` from images and instructions.
+
+        Args:
+            images: preprocessed ``[batch, 3, H, W]``.
+            tokens: prompt tokens ``[batch, context_length]``.
+            state: ``[batch, state_dim]`` when ``state_dim > 0``.
+            instruction_embedding: precomputed ``encode_instruction`` output
+                ``[batch, embed_dim]``, used in place of ``tokens``.
+        """
+        if instruction_embedding is None:
+            if tokens is None:
+                raise ValueError("pass tokens or instruction_embedding")
+            instruction_embedding = self.encode_instruction(tokens)
         image_embedding = self.encode_image(images)
-        instruction_embedding = self.encode_instruction(tokens)
+        instruction_embedding = instruction_embedding.to(image_embedding.dtype)
         return self.decode(image_embedding, instruction_embedding, state)
 
     def freeze_towers(self, image: bool = False, text: bool = False) -> None:

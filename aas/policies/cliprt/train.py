@@ -285,11 +285,14 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         device,
     )
     progress = _progress(cfg, ranks, start_step)
+    # A frozen text tower gives the same embedding for an instruction at every
+    # step, so each distinct instruction is encoded once.
+    text_cache = {} if cfg.freeze_text_tower else None
     started = time.perf_counter()
     step = start_step
     for step, batch in enumerate(loader, start=start_step):
         loss = _train_step(
-            wrapped, model, batch, optimizer, cfg, device, ranks, use_bf16
+            wrapped, model, batch, optimizer, cfg, device, ranks, use_bf16, text_cache
         )
         scheduler.step()
         done = step + 1
@@ -345,20 +348,24 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 
 
 def _train_step(
-    wrapped, model, batch, optimizer, cfg, device, ranks, use_bf16
+    wrapped, model, batch, optimizer, cfg, device, ranks, use_bf16, text_cache
 ) -> float:
     model.train()
     images = batch["images"].to(device, non_blocking=True)
-    tokens = model.tokenize(batch["instructions"]).to(device)
     actions = batch["actions"].to(device)
     mask = batch["mask"].to(device)
     state = batch["state"].to(device) if "state" in batch else None
+    tokens, embedding = None, None
+    if text_cache is None:
+        tokens = model.tokenize(batch["instructions"]).to(device)
+    else:
+        embedding = _cached_embeddings(model, batch["instructions"], text_cache, device)
 
     autocast = (
         torch.autocast(device.type, dtype=torch.bfloat16) if use_bf16 else nullcontext()
     )
     with autocast:
-        predicted = wrapped(images, tokens, state)
+        predicted = wrapped(images, tokens, state, instruction_embedding=embedding)
     local_sum, local_count = masked_l1_sum(predicted.float(), actions, mask)
     totals = torch.stack([local_sum.detach(), local_count.detach()])
     if ranks.world_size > 1:
@@ -373,6 +380,16 @@ def _train_step(
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip_norm)
     optimizer.step()
     return float(totals[0] / global_count)
+
+
+def _cached_embeddings(model, instructions, cache, device) -> torch.Tensor:
+    """Embed instructions with the frozen text tower, each distinct one once per run."""
+    todo = [text for text in dict.fromkeys(instructions) if text not in cache]
+    if todo:
+        with torch.no_grad():
+            tokens = model.tokenize(todo).to(device)
+            cache.update(zip(todo, model.encode_instruction(tokens).float()))
+    return torch.stack([cache[text] for text in instructions])
 
 
 def _prepare(out: Path, cfg: TrainConfig) -> None:
