@@ -7,7 +7,7 @@ signal timeline plot, the validation result with each failing rule named,
 and the metrics against a reference segmentation when the run has one.
 
 Run directory files read (all optional but ``segments.jsonl``):
-``segments.jsonl``, ``validation.json``, ``plots/<demo>.png``,
+``segments.jsonl``, ``validation.json``, ``plots/<file stem>/<demo id>.png``,
 ``reference.jsonl`` (or a path given by the caller) and the demo files named
 in each segmentation's ``source_file``.
 """
@@ -252,7 +252,7 @@ def build_report(
 
     sections = []
     for seg in segs:
-        plot = run_dir / "plots" / f"{seg.demo_key.replace('/', '__')}.png"
+        plot = run_dir / "plots" / f"{seg.demo_key}.png"
         sections.append(
             _demo_section(
                 seg,

@@ -110,3 +110,18 @@ def test_eval_resumes_after_kill(tmp_path):
     assert lines[: len(first)] == first
     assert sorted(json.loads(line)["init_state_index"] for line in lines) == [0, 1, 2]
     assert len(EpisodeLog(out).load()) == 3
+
+
+def test_eval_planner_mode_reports_each_step(tmp_path):
+    from aas.sims.evaluate import PlannerChoice
+
+    info = evaluate(
+        ScriptedConfig(), _settings(), tmp_path / "run", num_workers=1, planner=PlannerChoice("symbolic")
+    )
+
+    steps = info["episodes"][0]["step_results"]
+    assert [s["step"] for s in steps] == ["grasp(akita_black_bowl_1)", "place(akita_black_bowl_1, plate_1)"]
+    assert [s["reached"] for s in steps] == [True, True]
+    assert steps[0]["instruction"] == "pick up the black bowl"
+    assert info["episodes"][0]["success"] is True
+    assert len(info["per_step"]) == 2

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import aas.sims.scripted_policy  # noqa: F401  (registers the "scripted" policy)
 from aas.commands.common import prepare_output_dir, save_config
 from aas.policies.base import NoopConfig, PolicyConfig
-from aas.sims.evaluate import EvalSettings, evaluate
+from aas.sims.evaluate import EvalSettings, PlannerChoice, evaluate
 from aas.sims.workers import default_workers
 
 logger = logging.getLogger(__name__)
@@ -17,21 +17,6 @@ try:  # the CLIP-RT+ policy registers itself when its package is importable
     import aas.policies.cliprt.policy  # noqa: F401
 except ImportError as exc:  # pragma: no cover - depends on the installation
     logger.debug("CLIP-RT+ policy not available: %s", exc)
-
-
-@dataclass
-class PlannerChoice:
-    """Planner for planner-in-the-loop evaluation."""
-
-    # "symbolic" or "llm".
-    type: str = "symbolic"
-    # LLM planner only: local model folder or GGUF path; empty uses the bundled SmolLM2.
-    model: str = ""
-
-    def build(self):
-        from aas.policies.planner import build_planner
-
-        return build_planner(self.type, self.model)
 
 
 @dataclass

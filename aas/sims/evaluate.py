@@ -44,6 +44,25 @@ PROTOCOL_TRIALS = 50
 
 
 @dataclass
+class PlannerChoice:
+    """Planner for planner-in-the-loop evaluation."""
+
+    # "symbolic" or "llm".
+    type: str = "symbolic"
+    # LLM planner only: local model folder or GGUF path; empty uses the bundled SmolLM2.
+    model: str = ""
+
+    def build(self):
+        from aas.policies.planner import LLMPlanner, LLMPlannerConfig, SymbolicPlanner
+
+        if self.type == "symbolic":
+            return SymbolicPlanner()
+        if self.type == "llm":
+            return LLMPlanner(LLMPlannerConfig(model=self.model) if self.model else None)
+        raise ValueError(f"unknown planner {self.type!r}; expected 'symbolic' or 'llm'")
+
+
+@dataclass
 class EvalSettings:
     """Evaluation settings; the defaults are the protocol's values."""
 

@@ -17,12 +17,13 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable
 
 import numpy as np
 
-from aas.planning import observable_effects
+from aas.planning import PlanError, apply_step, initial_state, observable_effects
 from aas.policies.base import Policy
+from aas.policies.planner import Event, Planner
 from aas.schema import Step
 from aas.sims.env import LiberoEnv
 from aas.sims.eval_results import EpisodeResult
@@ -30,15 +31,6 @@ from aas.sims.eval_results import EpisodeResult
 logger = logging.getLogger(__name__)
 
 FrameCallback = Callable[[dict[str, Any], str], None]
-
-
-class StepPlanner(Protocol):
-    """The planner interface that planner-in-the-loop evaluation uses."""
-
-    def next_steps(
-        self, scene: Any, events: Sequence[dict[str, Any]]
-    ) -> Sequence[Step]:
-        """Return the steps still to execute, given the episode's event log."""
 
 
 @dataclass(frozen=True)
@@ -95,7 +87,7 @@ def run_episode(
     init_state_index: int,
     seed: int,
     config: RolloutConfig,
-    planner: StepPlanner | None = None,
+    planner: Planner | None = None,
     scene: Any = None,
     on_frame: FrameCallback | None = None,
 ) -> EpisodeResult:
@@ -141,23 +133,26 @@ def run_episode(
 def _run_with_planner(
     env: LiberoEnv,
     runner: _ChunkRunner,
-    planner: StepPlanner,
+    planner: Planner,
     scene: Any,
     config: RolloutConfig,
     obs: dict[str, Any],
     on_frame: FrameCallback | None,
 ) -> tuple[bool, int, tuple[dict[str, Any], ...]]:
-    events: list[dict[str, Any]] = []
-    results: list[dict[str, Any]] = []
-    pending = list(planner.next_steps(scene, events))
+    # The symbolic state follows the steps whose effect was reached in the
+    # simulator, so a re-plan starts from what the robot achieved.
+    planner.reset(scene)
+    state = initial_state(scene)
+    pending = list(planner.plan(scene, state).steps)
     budget = config.step_budget or max(1, config.max_steps // max(1, len(pending)))
+    results: list[dict[str, Any]] = []
     replans = 0
     steps = 0
     success = False
 
     while pending and steps < config.max_steps and not success:
         step = pending.pop(0)
-        events.append({"event": "step_started", "step": str(step), "t": steps})
+        planner.record(Event("step_started", step))
         runner.flush()
         used = 0
         reached = False
@@ -168,8 +163,7 @@ def _run_with_planner(
             used += 1
             if on_frame is not None:
                 on_frame(obs, step.instruction)
-            if done:
-                success = True
+            success = success or done
             if success or step_reached(env, step):
                 reached = True
                 break
@@ -183,18 +177,19 @@ def _run_with_planner(
             }
         )
         if reached:
-            events.append({"event": "effect_reached", "step": str(step), "t": steps})
+            planner.record(Event("effect_reached", step))
+            try:
+                state = apply_step(scene, state, step)
+            except PlanError as exc:
+                logger.warning("%s: reached step %s is not applicable symbolically: %s", env.spec.name, step, exc)
             continue
-        events.append({"event": "step_failed", "step": str(step), "t": steps})
-        logger.info(
-            "%s: step %s not reached within %d steps", env.spec.name, step, used
-        )
+        logger.info("%s: step %s not reached within %d steps", env.spec.name, step, used)
         if replans < config.max_replans:
             replans += 1
-            pending = list(planner.next_steps(scene, events))
-            events.append(
-                {"event": "replanned", "steps": [str(s) for s in pending], "t": steps}
-            )
+            failure = f"{step} not reached within {used} steps"
+            pending = list(planner.replan(scene, state, failure).steps)
+        else:
+            planner.record(Event("failure", step, f"not reached within {used} steps"))
 
     success = success or env.check_success()
     return success, steps, tuple(results)
