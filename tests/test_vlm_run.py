@@ -168,3 +168,14 @@ def test_api_key_never_written(tmp_path, caplog):
     assert KEY not in json.dumps([r.to_dict() for r in results])
     assert KEY not in json.dumps(run.ledger.to_dict())
     assert KEY not in repr(run.config)
+
+
+def test_unexpected_error_fails_only_its_demo():
+    broken = make_demos(1)[0]
+    broken.demo.arrays["obs/agentview_rgb"] = None  # indexing it raises TypeError
+    with gemini_server(FIXTURES, KEY) as server:
+        results = segmenter(server).segment_many([(broken.demo, broken.plan), *ITEMS[1:3]])
+    assert results[0].status == "failed"
+    assert results[0].provenance.extra["failure_reason"] == "internal_error"
+    assert "TypeError" in results[0].error
+    assert results[1].ok and results[2].ok

@@ -117,7 +117,9 @@ def check_boundaries(
     for index, segment in enumerate(segments[:-1]):
         operator = operators.get(segment.op)
         after = operator.gripper_after if operator is not None else gripper
-        expected = "" if after == gripper else (CLOSE if after == "closed" else OPEN)
+        expected = ""
+        if after != gripper:
+            expected = CLOSE if after == "closed" else OPEN
         gripper = after
         if not expected:
             checks.append(BoundaryCheck(index, segment.op, segment.end, "", None, None, 1.0))

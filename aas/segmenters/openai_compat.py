@@ -52,7 +52,7 @@ _FINISH = {"stop": FINISH_STOP, "length": FINISH_LENGTH, "content_filter": FINIS
 class OpenAIConfig(RemoteConfig):
     """OpenAI-compatible backend settings; the key is read from ``api_key_env``."""
 
-    # Model name as the server knows it.
+    # Model name under which the server serves the model.
     model: str = "Qwen/Qwen2.5-VL-7B-Instruct"
     # Base URL of the API, up to and including /v1.
     base_url: str = "http://127.0.0.1:8000/v1"
@@ -143,8 +143,8 @@ class OpenAIBackend(Backend):
             except openai.APIStatusError as exc:
                 message = redact(f"HTTP {exc.status_code}: {exc.message}", (self._api_key,))
                 if exc.status_code == 400 and self._segmenter.downgrade_response_format(used):
-                    # NOTE: this resend is not counted in the ledger's requests; at
-                    # most two happen per run.
+                    # NOTE: this resend is not counted in the ledger's requests;
+                    # each request is resent at most twice.
                     continue
                 if exc.status_code in RETRYABLE_STATUS:
                     retry_after = parse_retry_after(exc.response.headers)
