@@ -467,13 +467,20 @@ def _shut_down(runner: asyncio.Runner, shared: dict[str, Backend]) -> None:
         # executor, and closing the loop there would wait for that thread.
         return
     try:
-        if backend is not None:
-            runner.run(backend.aclose())
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        # Inside another running event loop nothing can be awaited here, so
+        # the garbage collector releases the sockets instead.
+        return
+    if backend is not None:
+        runner.run(backend.aclose())
+    try:
         runner.close()
     except RuntimeError as exc:
-        # Inside another running event loop nothing can be awaited here; the
-        # garbage collector releases the sockets instead.
-        logger.debug("could not close the segmenter's event loop: %s", exc)
+        # At interpreter exit the loop's executor cannot start its shutdown thread.
+        logger.debug("event loop of a segmenter not closed: %s", exc)
 
 
 def _check_frames(demo: Demo, frames: Sequence[int]) -> list[int]:
