@@ -42,9 +42,9 @@ class FreezeConfig:
 
     enabled: bool = True  # false: behave exactly like DynamicCache
     sink_tokens: int = 4  # first tokens of the context, never frozen
-    recent_tokens: int = 64  # most recent tokens, never frozen
-    score_queries: int = 32  # importance = attention mass from the last N queries
-    threshold: float = 0.5  # freeze below this fraction of the mean active importance
+    recent_tokens: int = 256  # most recent tokens, never frozen
+    score_queries: int = 64  # importance = attention mass from the last N queries
+    threshold: float = 0.1  # freeze below this fraction of the mean active importance
     freeze_steps: float = 8.0  # k: the c-th freeze lasts ceil(k * sqrt(c)) steps
     head_reduction: str = "mean"  # how to combine heads: mean or max
     layer_reduction: str = "mean"  # how to combine layers: mean or max
