@@ -22,12 +22,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from servers.demos import make_demos  # noqa: E402
-from servers.fixtures import gemini_server  # noqa: E402
+from servers.demos import make_demos
+from servers.fixtures import gemini_server
 
-from aas.metrics import compare_runs  # noqa: E402
-from aas.segmenters.gemini import GeminiConfig, GeminiSegmenter  # noqa: E402
-from aas.segmenters.keyframes import KeyframeConfig  # noqa: E402
+from aas.metrics import compare_runs
+from aas.segmenters.gemini import GeminiConfig, GeminiSegmenter
+from aas.segmenters.keyframes import KeyframeConfig
 
 KEY = "benchmark-key"
 UNIFORM_BUDGETS = (8, 12, 16, 24, 32, 48, 64)
@@ -42,7 +42,9 @@ def measure(fixtures, strategy: str, budget: int, sigma: float, seeds: int) -> d
             config = GeminiConfig(
                 base_url=server.url,
                 concurrency=8,
-                keyframes=KeyframeConfig(strategy=strategy, budget=budget, image_size=32),
+                keyframes=KeyframeConfig(
+                    strategy=strategy, budget=budget, image_size=32
+                ),
             )
             run = GeminiSegmenter(config, api_key=KEY)
             results = run.segment_many([(f.demo, f.plan) for f in fixtures])
@@ -65,18 +67,28 @@ def measure(fixtures, strategy: str, budget: int, sigma: float, seeds: int) -> d
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--demos", type=int, default=20, help="synthetic demos per run")
-    parser.add_argument("--sigma", type=float, default=2.0, help="server noise in frames")
+    parser.add_argument(
+        "--sigma", type=float, default=2.0, help="server noise in frames"
+    )
     parser.add_argument("--seeds", type=int, default=3, help="noise draws per setting")
-    parser.add_argument("--baseline", type=int, default=32, help="uniform budget to match")
+    parser.add_argument(
+        "--baseline", type=int, default=32, help="uniform budget to match"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
     fixtures = make_demos(args.demos, seed=1)
-    rows = [measure(fixtures, "uniform", b, args.sigma, args.seeds) for b in UNIFORM_BUDGETS]
-    rows += [measure(fixtures, "events", b, args.sigma, args.seeds) for b in EVENT_BUDGETS]
+    rows = [
+        measure(fixtures, "uniform", b, args.sigma, args.seeds) for b in UNIFORM_BUDGETS
+    ]
+    rows += [
+        measure(fixtures, "events", b, args.sigma, args.seeds) for b in EVENT_BUDGETS
+    ]
     frames = sum(f.demo.num_frames for f in fixtures) / len(fixtures)
 
-    print(f"{len(fixtures)} demos, {frames:.0f} frames on average, noise sigma {args.sigma} frames")
+    print(
+        f"{len(fixtures)} demos, {frames:.0f} frames on average, noise sigma {args.sigma} frames"
+    )
     print(
         f"{'strategy':<9} {'budget':>6} {'MAE frames':>10} {'requests/demo':>13} "
         f"{'image tokens/demo':>17} {'failed':>6}"
@@ -87,7 +99,9 @@ def main() -> int:
             f"{row['requests_per_demo']:>13.2f} {row['image_tokens_per_demo']:>17.0f} "
             f"{row['failed_demos']:>6}"
         )
-    baseline = next(r for r in rows if r["strategy"] == "uniform" and r["budget"] == args.baseline)
+    baseline = next(
+        r for r in rows if r["strategy"] == "uniform" and r["budget"] == args.baseline
+    )
     # Failed demos are left out of the error, so only complete runs may match.
     matching = [
         r

@@ -18,11 +18,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from servers.demos import make_demos  # noqa: E402
-from servers.fixtures import gemini_server  # noqa: E402
+from servers.demos import make_demos
+from servers.fixtures import gemini_server
 
-from aas.segmenters.gemini import GeminiConfig, GeminiSegmenter  # noqa: E402
-from aas.segmenters.keyframes import KeyframeConfig  # noqa: E402
+from aas.segmenters.gemini import GeminiConfig, GeminiSegmenter
+from aas.segmenters.keyframes import KeyframeConfig
 
 KEY = "benchmark-key"
 CONCURRENCY = (1, 4, 16)
@@ -31,7 +31,9 @@ CONCURRENCY = (1, 4, 16)
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--demos", type=int, default=32, help="demos per run")
-    parser.add_argument("--latency", type=float, default=0.5, help="server latency in seconds")
+    parser.add_argument(
+        "--latency", type=float, default=0.5, help="server latency in seconds"
+    )
     parser.add_argument("--budget", type=int, default=16, help="keyframes per demo")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -58,7 +60,9 @@ def main() -> int:
         assert all(r.ok for r in results), [r.error for r in results if not r.ok]
         rate = len(items) / seconds * 60
         baseline = baseline or rate
-        print(f"{concurrency:>11} {seconds:>8.2f} {rate:>9.1f} {rate / baseline:>7.2f}x")
+        print(
+            f"{concurrency:>11} {seconds:>8.2f} {rate:>9.1f} {rate / baseline:>7.2f}x"
+        )
     return 0
 
 

@@ -27,13 +27,25 @@ def demo_file(tmp_path):
         "bddl_file_content": bddl.read_text(),
         "env_args": {},
     }
-    path = write_demo_file(tmp_path / "put_the_bowl_on_the_plate_demo.hdf5", [f.demo for f in fixtures], meta)
-    references = {f"{path.stem}/{f.demo.demo_id}": f.reference.segments for f in fixtures}
+    path = write_demo_file(
+        tmp_path / "put_the_bowl_on_the_plate_demo.hdf5",
+        [f.demo for f in fixtures],
+        meta,
+    )
+    references = {
+        f"{path.stem}/{f.demo.demo_id}": f.reference.segments for f in fixtures
+    }
     return path, fixtures, reference_from(references)
 
 
 def segment(path, out, *options):
-    argv = ["segment", f"--input={path}", f"--output_dir={out}", "--plots=false", *options]
+    argv = [
+        "segment",
+        f"--input={path}",
+        f"--output_dir={out}",
+        "--plots=false",
+        *options,
+    ]
     assert main(argv) == 0
     return read_segmentations(out / "segments.jsonl")
 
@@ -63,11 +75,19 @@ def test_cli_gemini_segments_demo_file(tmp_path, monkeypatch):
 def test_cli_rerun_with_cache_sends_nothing(tmp_path, monkeypatch):
     path, _, reference = demo_file(tmp_path)
     monkeypatch.setenv("GEMINI_API_KEY", KEY)
-    options = ["--segmenter.type=gemini", f"--segmenter.cache_dir={tmp_path / 'cache'}",
-               "--segmenter.keyframes.budget=8", "--segmenter.keyframes.image_size=16"]
+    options = [
+        "--segmenter.type=gemini",
+        f"--segmenter.cache_dir={tmp_path / 'cache'}",
+        "--segmenter.keyframes.budget=8",
+        "--segmenter.keyframes.image_size=16",
+    ]
     with GeminiServer(Answerer(reference), api_key=KEY) as server:
-        first = segment(path, tmp_path / "a", f"--segmenter.base_url={server.url}", *options)
-        second = segment(path, tmp_path / "b", f"--segmenter.base_url={server.url}", *options)
+        first = segment(
+            path, tmp_path / "a", f"--segmenter.base_url={server.url}", *options
+        )
+        second = segment(
+            path, tmp_path / "b", f"--segmenter.base_url={server.url}", *options
+        )
     assert len(server.calls) == 3
     assert [s.segments for s in second] == [s.segments for s in first]
     assert all(s.provenance.extra["cached"] for s in second)
@@ -86,5 +106,8 @@ def test_cli_openai_segments_demo_file(tmp_path):
             "--segmenter.keyframes.budget=12",
         )
     assert all(r.ok for r in results)
-    assert json.loads(json.dumps(results[0].provenance.extra))["keyframe_strategy"] == "events"
+    assert (
+        json.loads(json.dumps(results[0].provenance.extra))["keyframe_strategy"]
+        == "events"
+    )
     assert len(results[0].provenance.keyframes) == 12

@@ -9,7 +9,11 @@ from servers.reference import Answerer, reference_from
 
 from aas.commands.segment import Config as SegmentCommandConfig
 from aas.segmenters import SegmenterConfig
-from aas.segmenters.consensus import ConsensusConfig, ConsensusSegmenter, check_boundaries
+from aas.segmenters.consensus import (
+    ConsensusConfig,
+    ConsensusSegmenter,
+    check_boundaries,
+)
 from aas.segmenters.gemini import GeminiConfig, GeminiSegmenter
 from aas.segmenters.keyframes import KeyframeConfig
 from aas.segmenters.kinematic_events import detect_events
@@ -29,7 +33,9 @@ def shifted(segments, index, frames):
 
 
 def consensus(server, **overrides):
-    vlm = GeminiConfig(base_url=server.url, keyframes=KeyframeConfig(budget=400, image_size=16))
+    vlm = GeminiConfig(
+        base_url=server.url, keyframes=KeyframeConfig(budget=400, image_size=16)
+    )
     config = ConsensusConfig(vlm=vlm, **overrides)
     return ConsensusSegmenter(config, GeminiSegmenter(vlm, api_key=KEY))
 
@@ -40,7 +46,9 @@ def serve(reference_segments):
 
 def test_check_boundaries_agree_at_events():
     fixture = FIXTURES[1]
-    checks = check_boundaries(fixture.reference.segments, detect_events(fixture.demo), 10.0)
+    checks = check_boundaries(
+        fixture.reference.segments, detect_events(fixture.demo), 10.0
+    )
     assert len(checks) == len(fixture.plan) - 1
     assert [c.expected for c in checks] == ["close", "open", "close"]
     for check in checks:
@@ -91,7 +99,9 @@ def test_consensus_snaps_near_boundary_onto_event():
 
 
 def test_consensus_passes_on_proposal_failure():
-    with GeminiServer(Answerer(reference_from({}), faults={"*": ["blocked"]}), api_key=KEY) as server:
+    with GeminiServer(
+        Answerer(reference_from({}), faults={"*": ["blocked"]}), api_key=KEY
+    ) as server:
         result = consensus(server).segment(*ITEMS[0])
     assert result.status == "failed"
     assert result.provenance.extra["failure_reason"] == "safety_block"
@@ -104,8 +114,11 @@ def test_consensus_config_defaults_to_gemini():
 
 
 def test_consensus_config_parses_nested_vlm_choice():
-    args = ["--segmenter.type=consensus", "--segmenter.vlm.type=openai",
-            "--segmenter.vlm.base_url=http://127.0.0.1:9/v1"]
+    args = [
+        "--segmenter.type=consensus",
+        "--segmenter.vlm.type=openai",
+        "--segmenter.vlm.base_url=http://127.0.0.1:9/v1",
+    ]
     config = draccus.parse(config_class=SegmentCommandConfig, args=args)
     assert isinstance(config.segmenter, ConsensusConfig)
     assert isinstance(config.segmenter.vlm, OpenAIConfig)

@@ -45,9 +45,9 @@ def run_with_faults(faults, **overrides):
 
 def test_gemini_matches_reference_without_noise():
     with gemini_server(FIXTURES, KEY) as server:
-        results = segmenter(server, keyframes=KeyframeConfig(budget=400, image_size=32)).segment_many(
-            items()
-        )
+        results = segmenter(
+            server, keyframes=KeyframeConfig(budget=400, image_size=32)
+        ).segment_many(items())
     metrics = compare_runs(results, [f.reference for f in FIXTURES])
     assert all(s.ok for s in results)
     assert metrics.boundary_mae_frames == 0.0
@@ -82,7 +82,9 @@ def test_gemini_request_uses_wire_format():
 
 def test_gemini_sends_labelled_upright_pngs():
     with gemini_server(FIXTURES[:1], KEY) as server:
-        segmenter(server).segment(FIXTURES[0].demo, FIXTURES[0].plan, keyframes=[0, 7, 20])
+        segmenter(server).segment(
+            FIXTURES[0].demo, FIXTURES[0].plan, keyframes=[0, 7, 20]
+        )
     parts = server.calls[0]["body"]["contents"][0]["parts"]
     assert [p["text"] for p in parts[1::2]] == ["Frame 0", "Frame 7", "Frame 20"]
     data = parts[2]["inlineData"]["data"]
@@ -101,20 +103,26 @@ def test_gemini_retry_honours_retry_after():
 
 
 def test_gemini_retries_server_errors():
-    results, _ = run_with_faults({"memory/demo_1": [ref.SERVER_ERROR, ref.SERVER_ERROR]})
+    results, _ = run_with_faults(
+        {"memory/demo_1": [ref.SERVER_ERROR, ref.SERVER_ERROR]}
+    )
     assert results[1].ok
     assert results[1].provenance.cost.requests == 3
 
 
 def test_gemini_retries_timeouts():
-    with gemini_server(FIXTURES, KEY, faults={"memory/demo_2": [ref.TIMEOUT]}, hang_s=2.0) as server:
+    with gemini_server(
+        FIXTURES, KEY, faults={"memory/demo_2": [ref.TIMEOUT]}, hang_s=2.0
+    ) as server:
         results = segmenter(server, timeout_s=0.5).segment_many(items())
     assert results[2].ok
     assert results[2].provenance.cost.requests == 2
 
 
 def test_gemini_gives_up_after_max_retries():
-    results, _ = run_with_faults({"memory/demo_0": [ref.SERVER_ERROR] * 3}, max_retries=2)
+    results, _ = run_with_faults(
+        {"memory/demo_0": [ref.SERVER_ERROR] * 3}, max_retries=2
+    )
     assert results[0].status == "failed"
     assert results[0].provenance.extra["failure_reason"] == REQUEST_FAILED
     assert results[0].provenance.extra["retryable"] is True

@@ -40,7 +40,9 @@ def run(segmenter):
 
 def test_jitter_runs_on_gemini_backend():
     with gemini_server(FIXTURES, KEY, sigma_frames=1.0) as server:
-        segmenter = GeminiSegmenter(GeminiConfig(base_url=server.url, keyframes=SMALL), api_key=KEY)
+        segmenter = GeminiSegmenter(
+            GeminiConfig(base_url=server.url, keyframes=SMALL), api_key=KEY
+        )
         report = run(segmenter)
     unperturbed, perturbed = report.rows
     assert report.segmenter == "gemini"

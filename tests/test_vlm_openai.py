@@ -46,7 +46,10 @@ def test_openai_sends_data_urls_and_json_schema():
         segmenter(server).segment(*ITEMS[0], keyframes=[0, 9])
     body = server.calls[0]["body"]
     content = body["messages"][0]["content"]
-    assert [c["text"] for c in content if c["type"] == "text"][1:] == ["Frame 0", "Frame 9"]
+    assert [c["text"] for c in content if c["type"] == "text"][1:] == [
+        "Frame 0",
+        "Frame 9",
+    ]
     url = content[2]["image_url"]["url"]
     assert url.startswith("data:image/png;base64,")
     assert base64.b64decode(url.split(",", 1)[1]).startswith(b"\x89PNG")
@@ -76,7 +79,9 @@ def test_openai_without_key_sends_placeholder(monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with openai_server(FIXTURES) as server:
         result = OpenAISegmenter(
-            OpenAIConfig(base_url=f"{server.url}/v1", keyframes=KeyframeConfig(budget=8))
+            OpenAIConfig(
+                base_url=f"{server.url}/v1", keyframes=KeyframeConfig(budget=8)
+            )
         ).segment(*ITEMS[0])
     assert result.ok
     assert server.calls[0]["headers"]["Authorization"] == "Bearer not-needed"
@@ -86,7 +91,8 @@ def test_openai_key_read_from_named_variable(monkeypatch):
     monkeypatch.setenv("LOCAL_VLM_KEY", KEY)
     with openai_server(FIXTURES, KEY) as server:
         config = OpenAIConfig(
-            base_url=f"{server.url}/v1", api_key_env="LOCAL_VLM_KEY",
+            base_url=f"{server.url}/v1",
+            api_key_env="LOCAL_VLM_KEY",
             keyframes=KeyframeConfig(budget=8),
         )
         assert config.build().segment(*ITEMS[0]).ok
@@ -94,7 +100,9 @@ def test_openai_key_read_from_named_variable(monkeypatch):
 
 def test_openai_retry_honours_retry_after():
     started = time.perf_counter()
-    with openai_server(FIXTURES, KEY, faults={"memory/demo_0": [ref.RATE_LIMIT]}) as server:
+    with openai_server(
+        FIXTURES, KEY, faults={"memory/demo_0": [ref.RATE_LIMIT]}
+    ) as server:
         result = segmenter(server).segment(*ITEMS[0])
     assert result.ok
     assert result.provenance.cost.requests == 2
@@ -102,7 +110,9 @@ def test_openai_retry_honours_retry_after():
 
 
 def test_openai_retries_timeout():
-    with openai_server(FIXTURES, KEY, faults={"memory/demo_0": [ref.TIMEOUT]}, hang_s=2.0) as server:
+    with openai_server(
+        FIXTURES, KEY, faults={"memory/demo_0": [ref.TIMEOUT]}, hang_s=2.0
+    ) as server:
         result = segmenter(server, timeout_s=0.5).segment(*ITEMS[0])
     assert result.ok
     assert result.provenance.cost.requests == 2

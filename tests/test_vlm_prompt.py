@@ -34,7 +34,9 @@ def test_prompt_lists_every_operator():
 def test_prompt_timeline_is_optional():
     fixture = make_demo(0)
     without = p.build_prompt(fixture.demo, fixture.plan, [0, 9])
-    with_timeline = p.build_prompt(fixture.demo, fixture.plan, [0, 9], include_timeline=True)
+    with_timeline = p.build_prompt(
+        fixture.demo, fixture.plan, [0, 9], include_timeline=True
+    )
     assert "Gripper command" not in without
     assert "Gripper command: open 0-" in with_timeline
 

@@ -82,7 +82,11 @@ def test_parse_flags_count_mismatch():
 
 
 def test_parse_flags_plan_mismatch():
-    ops = [("grasp", ["bowl_1"]), ("place", ["bowl_1", "basket_1"]), ("grasp", ["cup_1"])]
+    ops = [
+        ("grasp", ["bowl_1"]),
+        ("place", ["bowl_1", "basket_1"]),
+        ("grasp", ["cup_1"]),
+    ]
     result = parse(answer([(0, 20), (21, 40), (41, 59)], ops=ops))
     assert result.error == r.PLAN_MISMATCH
     assert "segment 1" in result.message
@@ -126,7 +130,9 @@ def test_interpret_reports_prompt_block():
 
 def test_interpret_reports_empty_candidates():
     reply = Reply(text="", candidates=0)
-    assert interpret_reply(reply, PLAN, KEYFRAMES, T, "gemini").error == r.EMPTY_CANDIDATES
+    assert (
+        interpret_reply(reply, PLAN, KEYFRAMES, T, "gemini").error == r.EMPTY_CANDIDATES
+    )
 
 
 def test_interpret_reports_truncation():

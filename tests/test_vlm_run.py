@@ -39,8 +39,12 @@ def test_run_bounds_concurrency():
 
 
 def test_run_returns_results_in_input_order():
-    with gemini_server(FIXTURES, KEY, faults={"memory/demo_0": [ref.RATE_LIMIT]}) as server:
-        results = segmenter(server, concurrency=6, max_retry_after_s=0.1).segment_many(ITEMS)
+    with gemini_server(
+        FIXTURES, KEY, faults={"memory/demo_0": [ref.RATE_LIMIT]}
+    ) as server:
+        results = segmenter(server, concurrency=6, max_retry_after_s=0.1).segment_many(
+            ITEMS
+        )
     assert [r.demo_key for r in results] == [f.demo.key for f in FIXTURES]
 
 
@@ -59,8 +63,12 @@ def test_rerun_reads_replies_from_cache(tmp_path):
 def test_cache_key_changes_with_keyframes(tmp_path):
     demo, plan = ITEMS[0]
     with gemini_server(FIXTURES, KEY) as server:
-        segmenter(server, cache_dir=str(tmp_path)).segment(demo, plan, keyframes=[0, 50, 100])
-        segmenter(server, cache_dir=str(tmp_path)).segment(demo, plan, keyframes=[0, 51, 100])
+        segmenter(server, cache_dir=str(tmp_path)).segment(
+            demo, plan, keyframes=[0, 50, 100]
+        )
+        segmenter(server, cache_dir=str(tmp_path)).segment(
+            demo, plan, keyframes=[0, 51, 100]
+        )
     assert len(server.calls) == 2
 
 
@@ -70,7 +78,9 @@ def test_request_budget_stops_cleanly():
         results = run.segment_many(ITEMS)
     assert len(server.calls) == 3
     assert [r.ok for r in results] == [True] * 3 + [False] * 3
-    assert all(r.provenance.extra["failure_reason"] == BUDGET_EXHAUSTED for r in results[3:])
+    assert all(
+        r.provenance.extra["failure_reason"] == BUDGET_EXHAUSTED for r in results[3:]
+    )
     assert run.ledger.to_dict()["failures"] == {BUDGET_EXHAUSTED: 3}
 
 
@@ -86,7 +96,9 @@ def test_token_budget_stops_before_next_request():
 def test_retries_count_against_request_budget():
     faults = {"memory/demo_0": [ref.SERVER_ERROR] * 5}
     with gemini_server(FIXTURES, KEY, faults=faults) as server:
-        results = segmenter(server, concurrency=1, max_requests=2).segment_many(ITEMS[:2])
+        results = segmenter(server, concurrency=1, max_requests=2).segment_many(
+            ITEMS[:2]
+        )
     assert len(server.calls) == 2
     assert results[0].provenance.extra["failure_reason"] == BUDGET_EXHAUSTED
 
@@ -97,8 +109,12 @@ def test_ledger_sums_demo_costs():
         results = run.segment_many(ITEMS)
     ledger = run.ledger.to_dict()
     assert ledger["requests"] == sum(r.provenance.cost.requests for r in results)
-    assert ledger["input_tokens"] == sum(r.provenance.cost.input_tokens for r in results)
-    assert ledger["output_tokens"] == sum(r.provenance.cost.output_tokens for r in results)
+    assert ledger["input_tokens"] == sum(
+        r.provenance.cost.input_tokens for r in results
+    )
+    assert ledger["output_tokens"] == sum(
+        r.provenance.cost.output_tokens for r in results
+    )
     assert ledger["image_tokens"] == len(ITEMS) * 16 * ref.IMAGE_TOKENS
     assert ledger["demos_ok"] == len(ITEMS)
     assert ledger["seconds"] > 0
@@ -110,9 +126,13 @@ def test_resume_after_interrupt_redoes_nothing(tmp_path):
 
         async def interrupted_run():
             task = asyncio.ensure_future(
-                segmenter(server, concurrency=1).asegment_many(ITEMS, checkpoint=checkpoint)
+                segmenter(server, concurrency=1).asegment_many(
+                    ITEMS, checkpoint=checkpoint
+                )
             )
-            while not checkpoint.exists() or len(checkpoint.read_text().splitlines()) < 2:
+            while (
+                not checkpoint.exists() or len(checkpoint.read_text().splitlines()) < 2
+            ):
                 await asyncio.sleep(0.01)
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
@@ -121,7 +141,9 @@ def test_resume_after_interrupt_redoes_nothing(tmp_path):
         asyncio.run(interrupted_run())
         finished = Checkpoint(checkpoint).load()
         calls_before = len(server.calls)
-        results = segmenter(server, concurrency=1).segment_many(ITEMS, checkpoint=checkpoint)
+        results = segmenter(server, concurrency=1).segment_many(
+            ITEMS, checkpoint=checkpoint
+        )
     assert 2 <= len(finished) < len(ITEMS)
     assert all(r.ok for r in results)
     assert [r.demo_key for r in results] == [f.demo.key for f in FIXTURES]
@@ -134,8 +156,12 @@ def test_resume_after_interrupt_redoes_nothing(tmp_path):
 def test_resume_retries_budget_failures(tmp_path):
     checkpoint = tmp_path / "progress.jsonl"
     with gemini_server(FIXTURES, KEY) as server:
-        segmenter(server, concurrency=1, max_requests=2).segment_many(ITEMS, checkpoint=checkpoint)
-        results = segmenter(server, concurrency=1).segment_many(ITEMS, checkpoint=checkpoint)
+        segmenter(server, concurrency=1, max_requests=2).segment_many(
+            ITEMS, checkpoint=checkpoint
+        )
+        results = segmenter(server, concurrency=1).segment_many(
+            ITEMS, checkpoint=checkpoint
+        )
     assert all(r.ok for r in results)
     assert len(server.calls) == len(ITEMS)
 
@@ -154,7 +180,10 @@ def test_checkpoint_skips_line_cut_by_interrupt(tmp_path):
 
 def test_api_key_never_written(tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
-    faults = {"memory/demo_0": [ref.SERVER_ERROR] * 3, "memory/demo_1": [ref.SERVER_ERROR]}
+    faults = {
+        "memory/demo_0": [ref.SERVER_ERROR] * 3,
+        "memory/demo_1": [ref.SERVER_ERROR],
+    }
     checkpoint = tmp_path / "progress.jsonl"
     with gemini_server(FIXTURES, KEY, faults=faults) as server:
         run = segmenter(server, max_retries=2, cache_dir=str(tmp_path / "cache"))
@@ -174,7 +203,9 @@ def test_unexpected_error_fails_only_its_demo():
     broken = make_demos(1)[0]
     broken.demo.arrays["obs/agentview_rgb"] = None  # indexing it raises TypeError
     with gemini_server(FIXTURES, KEY) as server:
-        results = segmenter(server).segment_many([(broken.demo, broken.plan), *ITEMS[1:3]])
+        results = segmenter(server).segment_many(
+            [(broken.demo, broken.plan), *ITEMS[1:3]]
+        )
     assert results[0].status == "failed"
     assert results[0].provenance.extra["failure_reason"] == "internal_error"
     assert "TypeError" in results[0].error

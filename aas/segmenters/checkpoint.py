@@ -42,7 +42,9 @@ class Checkpoint:
                 try:
                     record = Segmentation.from_dict(json.loads(line))
                 except (ValueError, KeyError, TypeError) as exc:
-                    logger.warning("%s:%d: skipping unreadable line (%s)", self.path, lineno, exc)
+                    logger.warning(
+                        "%s:%d: skipping unreadable line (%s)", self.path, lineno, exc
+                    )
                     continue
                 if is_final(record):
                     done[record.demo_key] = record

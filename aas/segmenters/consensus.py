@@ -2,10 +2,10 @@
 
 A boundary ends a plan step. When the step changes the gripper state (a
 grasp closes it, a place opens it), the boundary should lie near a gripper
-event of that kind. For each such boundary the distance ``d`` in frames to
-the nearest matching event (0 inside the event's change-to-settle span)
-gives an agreement ``0.5 ** ((d / tolerance_frames) ** 2)``, which scales
-the confidence of the step's segment: 1 at the event, one half at
+event of that kind. Let ``d`` be the distance in frames from the boundary
+to the nearest matching event, 0 inside the event's change-to-settle span.
+The step segment's confidence is scaled by the agreement
+``0.5 ** ((d / tolerance_frames) ** 2)``: 1 at the event, one half at
 ``tolerance_frames``, and 0 when no event of that kind exists. Steps that
 leave the gripper as it was carry no kinematic evidence and keep their
 confidence. Optionally, boundaries within ``snap_frames`` of their event
@@ -15,8 +15,9 @@ move onto the event's settle frame.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import draccus
 
@@ -67,7 +68,9 @@ class ConsensusConfig(SegmenterConfig):
 
     def __post_init__(self) -> None:
         if self.tolerance_frames <= 0:
-            raise ValueError(f"tolerance_frames must be > 0, got {self.tolerance_frames}")
+            raise ValueError(
+                f"tolerance_frames must be > 0, got {self.tolerance_frames}"
+            )
         if self.snap_frames < 0:
             raise ValueError(f"snap_frames must be >= 0, got {self.snap_frames}")
 
@@ -122,23 +125,34 @@ def check_boundaries(
             expected = CLOSE if after == "closed" else OPEN
         gripper = after
         if not expected:
-            checks.append(BoundaryCheck(index, segment.op, segment.end, "", None, None, 1.0))
+            checks.append(
+                BoundaryCheck(index, segment.op, segment.end, "", None, None, 1.0)
+            )
             continue
-        spans = [(e.frame, e.settled) for e in events.gripper_events if e.kind == expected]
+        spans = [
+            (e.frame, e.settled) for e in events.gripper_events if e.kind == expected
+        ]
         if not spans:
-            checks.append(BoundaryCheck(index, segment.op, segment.end, expected, None, None, 0.0))
+            checks.append(
+                BoundaryCheck(index, segment.op, segment.end, expected, None, None, 0.0)
+            )
             continue
         distance, settled = min(
-            (max(start - segment.end, 0, segment.end - stop), stop) for start, stop in spans
+            (max(start - segment.end, 0, segment.end - stop), stop)
+            for start, stop in spans
         )
         agreement = 0.5 ** ((distance / tolerance_frames) ** 2)
         checks.append(
-            BoundaryCheck(index, segment.op, segment.end, expected, settled, distance, agreement)
+            BoundaryCheck(
+                index, segment.op, segment.end, expected, settled, distance, agreement
+            )
         )
     return checks
 
 
-def _snap(segments: list[Segment], checks: Sequence[BoundaryCheck], snap_frames: int) -> list[str]:
+def _snap(
+    segments: list[Segment], checks: Sequence[BoundaryCheck], snap_frames: int
+) -> list[str]:
     """Move boundaries within ``snap_frames`` of their event onto it, keeping order."""
     moves = []
     for check in checks:
@@ -151,7 +165,9 @@ def _snap(segments: list[Segment], checks: Sequence[BoundaryCheck], snap_frames:
             continue
         segments[check.index] = replace(left, end=check.event_frame)
         segments[check.index + 1] = replace(right, start=check.event_frame + 1)
-        moves.append(f"boundary {check.index} moved from {check.frame} to {check.event_frame}")
+        moves.append(
+            f"boundary {check.index} moved from {check.frame} to {check.event_frame}"
+        )
     return moves
 
 
@@ -182,14 +198,21 @@ class ConsensusSegmenter(Segmenter):
             proposals = self.proposer.segment_many(items, keyframes, **kwargs)
         else:
             frames = keyframes or [None] * len(items)
-            proposals = [self.proposer.segment(d, p, k) for (d, p), k in zip(items, frames)]
-        return [self.combine(demo, proposal) for (demo, _), proposal in zip(items, proposals)]
+            proposals = [
+                self.proposer.segment(d, p, k) for (d, p), k in zip(items, frames)
+            ]
+        return [
+            self.combine(demo, proposal)
+            for (demo, _), proposal in zip(items, proposals)
+        ]
 
     def combine(self, demo: Demo, proposal: Segmentation) -> Segmentation:
         """Scale the proposal's confidences by kinematic agreement; report it per boundary."""
         extra = dict(proposal.provenance.extra)
         extra["proposer"] = proposal.provenance.segmenter
-        provenance = replace(proposal.provenance, segmenter=self.name, version=self.version)
+        provenance = replace(
+            proposal.provenance, segmenter=self.name, version=self.version
+        )
         if not proposal.ok:
             return replace(proposal, provenance=replace(provenance, extra=extra))
         try:
@@ -199,12 +222,16 @@ class ConsensusSegmenter(Segmenter):
             logger.warning("%s: no kinematic check (%s)", demo.key, exc)
             return replace(proposal, provenance=replace(provenance, extra=extra))
 
-        checks = check_boundaries(proposal.segments, events, self.config.tolerance_frames)
+        checks = check_boundaries(
+            proposal.segments, events, self.config.tolerance_frames
+        )
         segments = list(proposal.segments)
         for check in checks:
             segment = segments[check.index]
             segments[check.index] = replace(
-                segment, confidence=segment.confidence * check.agreement, source=self.name
+                segment,
+                confidence=segment.confidence * check.agreement,
+                source=self.name,
             )
         segments[-1] = replace(segments[-1], source=self.name)
         if self.config.snap_frames:

@@ -1,18 +1,18 @@
 """Gemini segmenter through the ``google-genai`` SDK (tested with 3.6.1).
 
-Keyframes go out as inline PNG parts, each after a ``Frame N`` text part,
-following the prompt; the answer is constrained with ``response_schema``
-and ``application/json`` output at temperature 0 by default. The API key
-comes from ``GEMINI_API_KEY``, else ``GOOGLE_API_KEY``; ``base_url``
-sends every request to another endpoint (a proxy, or a local test server).
+Keyframes follow the prompt as inline PNG parts, each after a ``Frame N``
+text part. The reply is constrained with ``response_schema`` and
+``application/json`` output, at temperature 0 by default. The API key comes
+from ``GEMINI_API_KEY``, else ``GOOGLE_API_KEY``. ``base_url`` sends every
+request to another endpoint, such as a proxy or a local test server.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import aiohttp
 import httpx
@@ -104,7 +104,9 @@ def reply_from_response(response: types.GenerateContentResponse) -> Reply:
     input_tokens = output_tokens = image_tokens = 0
     if usage is not None:
         input_tokens = usage.prompt_token_count or 0
-        output_tokens = (usage.candidates_token_count or 0) + (usage.thoughts_token_count or 0)
+        output_tokens = (usage.candidates_token_count or 0) + (
+            usage.thoughts_token_count or 0
+        )
         for detail in usage.prompt_tokens_details or []:
             if _name(detail.modality) == "IMAGE":
                 image_tokens += detail.token_count or 0
@@ -146,7 +148,9 @@ class GeminiBackend(Backend):
         parts = [types.Part.from_text(text=request.prompt)]
         for keyframe in request.keyframes:
             parts.append(types.Part.from_text(text=frame_label(keyframe.frame)))
-            parts.append(types.Part.from_bytes(data=keyframe.png, mime_type="image/png"))
+            parts.append(
+                types.Part.from_bytes(data=keyframe.png, mime_type="image/png")
+            )
         return [types.Content(role="user", parts=parts)]
 
     async def send(self, request: SegmentRequest) -> Reply:
@@ -156,21 +160,31 @@ class GeminiBackend(Backend):
             candidate_count=1,
             response_mime_type="application/json",
             response_schema=request.schema,
-            automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
+            automatic_function_calling=types.AutomaticFunctionCallingConfig(
+                disable=True
+            ),
         )
         try:
             response = await self._client.aio.models.generate_content(
-                model=self.config.model, contents=self._contents(request), config=settings
+                model=self.config.model,
+                contents=self._contents(request),
+                config=settings,
             )
         except errors.APIError as exc:
-            message = redact(f"HTTP {exc.code} {exc.status}: {exc.message}", (self._api_key,))
+            message = redact(
+                f"HTTP {exc.code} {exc.status}: {exc.message}", (self._api_key,)
+            )
             if exc.code in RETRYABLE_STATUS:
                 headers = getattr(exc.response, "headers", None)
-                raise TransientError(message, exc.code, parse_retry_after(headers)) from None
+                raise TransientError(
+                    message, exc.code, parse_retry_after(headers)
+                ) from None
             raise RequestRejected(message, exc.code) from None
         except errors.UnknownApiResponseError:
-            raise TransientError("the server sent a response that is not JSON") from None
-        except (aiohttp.ClientError, httpx.TransportError, asyncio.TimeoutError) as exc:
+            raise TransientError(
+                "the server sent a response that is not JSON"
+            ) from None
+        except (TimeoutError, aiohttp.ClientError, httpx.TransportError) as exc:
             raise TransientError(f"connection failed ({type(exc).__name__})") from None
         return reply_from_response(response)
 

@@ -1,6 +1,6 @@
 """Keyframe sampling and encoding for segmenters that look at images.
 
-Two strategies choose which frames a vision-language model sees:
+Two strategies choose the frames sent to a vision-language model:
 
 - ``uniform``: every ``stride``-th frame, or ``budget`` frames evenly spaced.
 - ``events``: the same budget, spent mostly in windows around kinematic
@@ -16,8 +16,8 @@ are reversed) and encoded as PNG at a configurable size.
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 from PIL import Image
@@ -31,7 +31,7 @@ STRATEGIES = (UNIFORM, EVENTS)
 
 @dataclass
 class KeyframeConfig:
-    """How keyframes are chosen and encoded."""
+    """Keyframe selection and encoding settings."""
 
     # "uniform" (evenly spaced) or "events" (dense around kinematic events).
     strategy: str = UNIFORM
@@ -69,7 +69,9 @@ class KeyframeConfig:
                 f"keyframes.context_fraction must be in [0, 1], got {self.context_fraction}"
             )
         if self.image_size < 8:
-            raise ValueError(f"keyframes.image_size must be >= 8 px, got {self.image_size}")
+            raise ValueError(
+                f"keyframes.image_size must be >= 8 px, got {self.image_size}"
+            )
 
 
 @dataclass(frozen=True)
@@ -80,9 +82,7 @@ class Keyframe:
     png: bytes
 
 
-def uniform_keyframes(
-    num_frames: int, stride: int = 0, budget: int = 32
-) -> list[int]:
+def uniform_keyframes(num_frames: int, stride: int = 0, budget: int = 32) -> list[int]:
     """Return evenly spaced frame indices, first and last frame included.
 
     With ``stride > 0`` every ``stride``-th frame is taken; otherwise
@@ -162,7 +162,9 @@ def encode_frame(image: np.ndarray, size: int) -> bytes:
     """
     upright = np.ascontiguousarray(np.asarray(image)[::-1, ::-1])
     if upright.dtype != np.uint8:
-        raise ValueError(f"keyframe images must be uint8 RGB, got dtype {upright.dtype}")
+        raise ValueError(
+            f"keyframe images must be uint8 RGB, got dtype {upright.dtype}"
+        )
     picture = Image.fromarray(upright)
     if picture.size != (size, size):
         picture = picture.resize((size, size), Image.Resampling.BILINEAR)
@@ -203,4 +205,6 @@ def select_keyframes(demo: Demo, config: KeyframeConfig) -> list[int]:
             context_fraction=config.context_fraction,
             secondary=minima,
         )
-    return uniform_keyframes(demo.num_frames, stride=config.stride, budget=config.budget)
+    return uniform_keyframes(
+        demo.num_frames, stride=config.stride, budget=config.budget
+    )

@@ -1,10 +1,10 @@
 """The cost ledger of a remote segmentation run and its request and token budget.
 
-Every request sent is counted before it goes out, so the request budget is
+Every request is counted before it goes out, so the request budget is
 never exceeded. Tokens are only known once a reply arrives, so the token
-budget is checked before each request: requests already in flight when it
-is reached still finish, and the total may pass the budget by at most the
-tokens of those ``concurrency - 1`` requests.
+budget is checked before each request. Requests already in flight when it
+is reached still finish, so the total may pass the budget by the tokens of
+at most ``concurrency - 1`` requests.
 """
 
 from __future__ import annotations
@@ -51,7 +51,9 @@ class CostLedger:
         if self.max_requests and self.requests >= self.max_requests:
             return f"request budget of {self.max_requests} requests reached"
         if self.max_tokens and self.tokens >= self.max_tokens:
-            return f"token budget of {self.max_tokens} tokens reached ({self.tokens} used)"
+            return (
+                f"token budget of {self.max_tokens} tokens reached ({self.tokens} used)"
+            )
         return ""
 
     def reserve_request(self) -> None:
@@ -65,7 +67,9 @@ class CostLedger:
             raise BudgetExhausted(reason)
         self.requests += 1
 
-    def add_usage(self, input_tokens: int, output_tokens: int, image_tokens: int) -> None:
+    def add_usage(
+        self, input_tokens: int, output_tokens: int, image_tokens: int
+    ) -> None:
         self.input_tokens += input_tokens
         self.output_tokens += output_tokens
         self.image_tokens += image_tokens

@@ -13,8 +13,9 @@ from __future__ import annotations
 import base64
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import openai
 
@@ -44,7 +45,11 @@ RESPONSE_FORMATS = ("auto", "json_schema", "json_object", "none")
 # Sent when the endpoint needs no key; the SDK refuses to start without one.
 NO_KEY = "not-needed"
 
-_FINISH = {"stop": FINISH_STOP, "length": FINISH_LENGTH, "content_filter": FINISH_SAFETY}
+_FINISH = {
+    "stop": FINISH_STOP,
+    "length": FINISH_LENGTH,
+    "content_filter": FINISH_SAFETY,
+}
 
 
 @SegmenterConfig.register_subclass(NAME)
@@ -83,13 +88,20 @@ def reply_from_completion(completion: Any) -> Reply:
     input_tokens = (usage.prompt_tokens or 0) if usage is not None else 0
     output_tokens = (usage.completion_tokens or 0) if usage is not None else 0
     if not choices:
-        return Reply(text="", candidates=0, input_tokens=input_tokens, output_tokens=output_tokens)
+        return Reply(
+            text="",
+            candidates=0,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+        )
     choice = choices[0]
     message = choice.message
     return Reply(
         text=(message.content or "") if message is not None else "",
         finish_reason=_FINISH.get(choice.finish_reason or "stop", FINISH_OTHER),
-        refusal=(getattr(message, "refusal", None) or "") if message is not None else "",
+        refusal=(getattr(message, "refusal", None) or "")
+        if message is not None
+        else "",
         candidates=len(choices),
         input_tokens=input_tokens,
         output_tokens=output_tokens,
@@ -115,7 +127,9 @@ class OpenAIBackend(Backend):
         content: list[dict[str, Any]] = [{"type": "text", "text": request.prompt}]
         for keyframe in request.keyframes:
             content.append({"type": "text", "text": frame_label(keyframe.frame)})
-            content.append({"type": "image_url", "image_url": {"url": _data_url(keyframe.png)}})
+            content.append(
+                {"type": "image_url", "image_url": {"url": _data_url(keyframe.png)}}
+            )
         return [{"role": "user", "content": content}]
 
     def _response_format(self, request: SegmentRequest) -> dict[str, Any] | None:
@@ -141,18 +155,28 @@ class OpenAIBackend(Backend):
                     **extra,
                 )
             except openai.APIStatusError as exc:
-                message = redact(f"HTTP {exc.status_code}: {exc.message}", (self._api_key,))
-                if exc.status_code == 400 and self._segmenter.downgrade_response_format(used):
+                message = redact(
+                    f"HTTP {exc.status_code}: {exc.message}", (self._api_key,)
+                )
+                if exc.status_code == 400 and self._segmenter.downgrade_response_format(
+                    used
+                ):
                     # NOTE: this resend is not counted in the ledger's requests;
                     # each request is resent at most twice.
                     continue
                 if exc.status_code in RETRYABLE_STATUS:
                     retry_after = parse_retry_after(exc.response.headers)
-                    raise TransientError(message, exc.status_code, retry_after) from None
+                    raise TransientError(
+                        message, exc.status_code, retry_after
+                    ) from None
                 raise RequestRejected(message, exc.status_code) from None
             except openai.APIConnectionError as exc:
-                kind = "timed out" if isinstance(exc, openai.APITimeoutError) else "failed"
-                raise TransientError(f"connection {kind} ({type(exc).__name__})") from None
+                kind = (
+                    "timed out" if isinstance(exc, openai.APITimeoutError) else "failed"
+                )
+                raise TransientError(
+                    f"connection {kind} ({type(exc).__name__})"
+                ) from None
             return reply_from_completion(completion)
 
     async def aclose(self) -> None:
@@ -171,9 +195,13 @@ class OpenAISegmenter(RemoteSegmenter):
         api_key: str | None = None,
     ) -> None:
         super().__init__(config, operators)
-        self._api_key = api_key if api_key is not None else os.environ.get(config.api_key_env, "")
+        self._api_key = (
+            api_key if api_key is not None else os.environ.get(config.api_key_env, "")
+        )
         self.response_format = (
-            "json_schema" if config.response_format == "auto" else config.response_format
+            "json_schema"
+            if config.response_format == "auto"
+            else config.response_format
         )
         self._may_downgrade = config.response_format == "auto"
 

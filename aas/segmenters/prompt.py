@@ -1,8 +1,9 @@
 """The segmentation prompt and the JSON schema that constrains the answer.
 
-The prompt text lives in one versioned template file under ``prompts/``;
-``PROMPT_HASH`` is a digest of that file, recorded in every segmentation's
-provenance so that results of different prompt versions are never mixed.
+The prompt text lives in one versioned template file under ``prompts/``.
+``PROMPT_HASH`` is a digest of that file. It is recorded in every
+segmentation's provenance, so results of different prompt versions can be
+told apart.
 The answer schema is derived from the ``Segment`` schema of ``aas.schema``.
 """
 
@@ -10,8 +11,9 @@ from __future__ import annotations
 
 import copy
 import importlib.resources
+from collections.abc import Mapping, Sequence
 from string import Template
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 

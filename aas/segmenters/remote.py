@@ -30,9 +30,10 @@ import random
 import threading
 import time
 import weakref
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from aas.demo import Demo, MissingDatasetError
 from aas.schema import Cost, Operator, Plan, Provenance, Segmentation, content_hash
@@ -46,7 +47,12 @@ from aas.segmenters.keyframes import (
     select_keyframes,
 )
 from aas.segmenters.ledger import BudgetExhausted, CostLedger
-from aas.segmenters.prompt import PROMPT_HASH, PROMPT_VERSION, answer_schema, build_prompt
+from aas.segmenters.prompt import (
+    PROMPT_HASH,
+    PROMPT_VERSION,
+    answer_schema,
+    build_prompt,
+)
 from aas.segmenters.response import Reply, interpret_reply
 from aas.segmenters.retry import (
     RemoteError,
@@ -109,7 +115,9 @@ class RemoteConfig(SegmenterConfig):
         if self.max_retries < 0:
             raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
         if self.max_requests < 0 or self.max_tokens < 0:
-            raise ValueError("max_requests and max_tokens must be >= 0 (0 means no limit)")
+            raise ValueError(
+                "max_requests and max_tokens must be >= 0 (0 means no limit)"
+            )
 
 
 @dataclass(frozen=True)
@@ -256,7 +264,9 @@ class RemoteSegmenter(Segmenter):
         store = Checkpoint(checkpoint) if checkpoint else None
         done = store.load() if store else {}
         if done:
-            logger.info("resuming: %d demos already finished in %s", len(done), checkpoint)
+            logger.info(
+                "resuming: %d demos already finished in %s", len(done), checkpoint
+            )
 
         started = time.perf_counter()
         semaphore = asyncio.Semaphore(self.config.concurrency)
@@ -270,12 +280,15 @@ class RemoteSegmenter(Segmenter):
             async with semaphore:
                 try:
                     result = await self._segment_one(backend, demo, plan, chosen)
-                except Exception as exc:  # one demo's bug must not lose the others
+                # One demo's bug must not lose the other demos' results.
+                except Exception as exc:  # noqa: BLE001
                     message = redact(f"{type(exc).__name__}: {exc}", self.secrets())
                     logger.error("%s: segmentation failed: %s", demo.key, message)
                     extra = {"failure_reason": INTERNAL_ERROR, "retryable": True}
                     result = self._result(demo, plan, [], Cost(), extra, (), message)
-            self.ledger.add_outcome(result.ok, result.provenance.extra.get("failure_reason", ""))
+            self.ledger.add_outcome(
+                result.ok, result.provenance.extra.get("failure_reason", "")
+            )
             if store:
                 store.append(result)
             return result
@@ -324,8 +337,10 @@ class RemoteSegmenter(Segmenter):
         extra: dict[str, Any] = {"prompt_version": PROMPT_VERSION}
         frames: list[int] = []
         try:
-            frames = _check_frames(demo, chosen) if chosen is not None else (
-                select_keyframes(demo, self.config.keyframes)
+            frames = (
+                _check_frames(demo, chosen)
+                if chosen is not None
+                else (select_keyframes(demo, self.config.keyframes))
             )
             # Image reading and PNG encoding run in a worker thread, so that
             # other demos' requests keep going meanwhile.
@@ -360,8 +375,12 @@ class RemoteSegmenter(Segmenter):
             extra["repairs"] = list(answer.repairs)
         if not answer.ok:
             extra.update(failure_reason=answer.error, retryable=False)
-            logger.warning("%s: reply rejected (%s): %s", demo.key, answer.error, answer.message)
-        return self._result(demo, plan, frames, cost, extra, answer.segments, answer.message)
+            logger.warning(
+                "%s: reply rejected (%s): %s", demo.key, answer.error, answer.message
+            )
+        return self._result(
+            demo, plan, frames, cost, extra, answer.segments, answer.message
+        )
 
     async def _send(
         self, backend: Backend, request: SegmentRequest
@@ -372,7 +391,9 @@ class RemoteSegmenter(Segmenter):
         input_tokens = output_tokens = 0
 
         def spent() -> Cost:
-            return Cost(requests, input_tokens, output_tokens, time.perf_counter() - started)
+            return Cost(
+                requests, input_tokens, output_tokens, time.perf_counter() - started
+            )
 
         attempt = 0
         while True:
@@ -380,7 +401,9 @@ class RemoteSegmenter(Segmenter):
                 self.ledger.reserve_request()
             except BudgetExhausted as exc:
                 if not self._budget_warned:
-                    logger.warning("%s: %s; remaining demos are not sent", self.name, exc)
+                    logger.warning(
+                        "%s: %s; remaining demos are not sent", self.name, exc
+                    )
                     self._budget_warned = True
                 return None, spent(), (BUDGET_EXHAUSTED, str(exc))
             requests += 1
@@ -388,7 +411,7 @@ class RemoteSegmenter(Segmenter):
                 reply = await asyncio.wait_for(
                     backend.send(request), timeout=self.config.timeout_s
                 )
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 error: RemoteError = TransientError(
                     f"request timed out after {self.config.timeout_s} s"
                 )
@@ -405,15 +428,24 @@ class RemoteSegmenter(Segmenter):
                 return None, spent(), (REQUEST_REJECTED, message)
             if attempt >= self.policy.max_retries:
                 logger.warning(
-                    "%s: giving up after %d attempts: %s", request.demo_key, attempt + 1, message
+                    "%s: giving up after %d attempts: %s",
+                    request.demo_key,
+                    attempt + 1,
+                    message,
                 )
-                return None, spent(), (
-                    REQUEST_FAILED,
-                    f"failed after {attempt + 1} attempts: {message}",
+                return (
+                    None,
+                    spent(),
+                    (
+                        REQUEST_FAILED,
+                        f"failed after {attempt + 1} attempts: {message}",
+                    ),
                 )
             attempt += 1
             self.ledger.retries += 1
-            retry_after = error.retry_after if isinstance(error, TransientError) else None
+            retry_after = (
+                error.retry_after if isinstance(error, TransientError) else None
+            )
             delay = self.policy.delay(attempt, retry_after, self._rng)
             logger.warning(
                 "%s: %s; retry %d of %d in %.2f s",

@@ -17,8 +17,9 @@ from __future__ import annotations
 import bisect
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from aas.schema import Plan, Segment
 
@@ -106,13 +107,17 @@ def interpret_reply(
 ) -> Answer:
     """Turn a completed reply into segments, or a failure with its reason."""
     if reply.block_reason:
-        return Answer(error=SAFETY_BLOCK, message=f"prompt blocked: {reply.block_reason}")
+        return Answer(
+            error=SAFETY_BLOCK, message=f"prompt blocked: {reply.block_reason}"
+        )
     if reply.candidates == 0:
         return Answer(error=EMPTY_CANDIDATES, message="the reply has no candidates")
     if reply.refusal:
         return Answer(error=REFUSAL, message=f"model refused: {reply.refusal[:200]}")
     if reply.finish_reason == FINISH_SAFETY:
-        return Answer(error=SAFETY_BLOCK, message="candidate stopped by a safety filter")
+        return Answer(
+            error=SAFETY_BLOCK, message="candidate stopped by a safety filter"
+        )
     if reply.finish_reason == FINISH_LENGTH:
         return Answer(
             error=TRUNCATED,
@@ -145,7 +150,8 @@ def parse_answer(
         data = json.loads(body)
     except json.JSONDecodeError as exc:
         return Answer(
-            error=MALFORMED_JSON, message=f"reply is not valid JSON ({exc}): {text[:120]!r}"
+            error=MALFORMED_JSON,
+            message=f"reply is not valid JSON ({exc}): {text[:120]!r}",
         )
 
     drafts, problem = _read_drafts(data)
@@ -242,7 +248,9 @@ def _repair_boundaries(
         repairs.append(f"segment 0 start moved from {drafts[0].start} to 0")
         drafts[0].start = 0
     if drafts[-1].end != last:
-        repairs.append(f"segment {len(drafts) - 1} end moved from {drafts[-1].end} to {last}")
+        repairs.append(
+            f"segment {len(drafts) - 1} end moved from {drafts[-1].end} to {last}"
+        )
         drafts[-1].end = last
 
     for i in range(len(drafts) - 1):

@@ -10,8 +10,8 @@ from __future__ import annotations
 import email.utils
 import random
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 REDACTED = "[redacted]"
@@ -78,7 +78,9 @@ class RetryPolicy:
     maximum: float = 30.0
     max_retry_after: float = 120.0
 
-    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
+    def delay(
+        self, attempt: int, retry_after: float | None, rng: random.Random
+    ) -> float:
         backoff = min(self.maximum, self.initial * 2 ** (attempt - 1))
         backoff *= rng.uniform(0.5, 1.0)
         if retry_after is not None:

@@ -51,7 +51,9 @@ def _render(ee: np.ndarray, closed: np.ndarray, size: int) -> np.ndarray:
     return frames[:, ::-1, ::-1].copy()
 
 
-def make_demo(index: int, seed: int = 0, pairs: int | None = None, image_size: int = 32) -> FixtureDemo:
+def make_demo(
+    index: int, seed: int = 0, pairs: int | None = None, image_size: int = 32
+) -> FixtureDemo:
     """Build demo ``demo_<index>`` with its plan and reference segmentation."""
     rng = np.random.default_rng([seed, index])
     pairs = pairs if pairs is not None else 1 + index % 2
@@ -89,7 +91,9 @@ def make_demo(index: int, seed: int = 0, pairs: int | None = None, image_size: i
             if leg == 6:
                 ends.append(open_at + SETTLE_FRAMES)
         steps.append(Step("grasp", (obj,), f"pick up the {obj.rsplit('_', 1)[0]}"))
-        steps.append(Step("place", (obj, target), f"place it on the {target.rsplit('_', 1)[0]}"))
+        steps.append(
+            Step("place", (obj, target), f"place it on the {target.rsplit('_', 1)[0]}")
+        )
     ee = np.concatenate(path)[1:]
     num_frames = len(ee)
 
@@ -108,7 +112,9 @@ def make_demo(index: int, seed: int = 0, pairs: int | None = None, image_size: i
     arrays = {
         ACTIONS: actions,
         EE_POS: ee.astype(np.float32),
-        GRIPPER_STATES: np.stack([opening / 2, -opening / 2], axis=1).astype(np.float32),
+        GRIPPER_STATES: np.stack([opening / 2, -opening / 2], axis=1).astype(
+            np.float32
+        ),
         JOINT_STATES: np.zeros((num_frames, 7), dtype=np.float32),
         AGENTVIEW: _render(ee, closed, image_size),
     }

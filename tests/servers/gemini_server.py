@@ -21,10 +21,14 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 def _decode(data: str) -> bytes:
     """Decode standard or URL-safe base64, with or without padding (the SDK sends URL-safe)."""
-    return base64.urlsafe_b64decode(data.replace("+", "-").replace("/", "_") + "=" * (-len(data) % 4))
+    return base64.urlsafe_b64decode(
+        data.replace("+", "-").replace("/", "_") + "=" * (-len(data) % 4)
+    )
 
 
-def _error(status: int, code: str, message: str, headers: dict | None = None) -> web.Response:
+def _error(
+    status: int, code: str, message: str, headers: dict | None = None
+) -> web.Response:
     body = {"error": {"code": status, "message": message, "status": code}}
     return web.json_response(body, status=status, headers=headers)
 
@@ -48,7 +52,11 @@ class GeminiServer(ThreadedServer):
             return _error(404, "NOT_FOUND", f"method {method!r} is not served here")
         key = request.headers.get("x-goog-api-key", "")
         if key != self.api_key:
-            return _error(403, "PERMISSION_DENIED", "API key not valid. Please pass a valid API key.")
+            return _error(
+                403,
+                "PERMISSION_DENIED",
+                "API key not valid. Please pass a valid API key.",
+            )
 
         texts, images = [], 0
         for content in body.get("contents", []):
@@ -58,7 +66,9 @@ class GeminiServer(ThreadedServer):
                 inline = part.get("inlineData") or part.get("inline_data")
                 if inline is not None:
                     if not _decode(inline["data"]).startswith(PNG_MAGIC):
-                        return _error(400, "INVALID_ARGUMENT", "inline image is not a PNG")
+                        return _error(
+                            400, "INVALID_ARGUMENT", "inline image is not a PNG"
+                        )
                     images += 1
         prompt = ref.parse_prompt(texts, images)
         fault = self.answerer.next_fault(prompt.demo_key)
@@ -66,8 +76,12 @@ class GeminiServer(ThreadedServer):
             await asyncio.sleep(self.latency_s)
 
         if fault == ref.RATE_LIMIT:
-            return _error(429, "RESOURCE_EXHAUSTED", "Resource has been exhausted (e.g. check quota).",
-                          headers={"Retry-After": "1"})
+            return _error(
+                429,
+                "RESOURCE_EXHAUSTED",
+                "Resource has been exhausted (e.g. check quota).",
+                headers={"Retry-After": "1"},
+            )
         if fault == ref.SERVER_ERROR:
             # A careless server that echoes the caller's key: it must be redacted client-side.
             return _error(500, "INTERNAL", f"internal error while serving key {key}")
@@ -75,9 +89,13 @@ class GeminiServer(ThreadedServer):
             await asyncio.sleep(self.hang_s)
 
         usage = {
-            "promptTokenCount": ref.estimate_tokens(prompt.text_chars) + images * ref.IMAGE_TOKENS,
+            "promptTokenCount": ref.estimate_tokens(prompt.text_chars)
+            + images * ref.IMAGE_TOKENS,
             "promptTokensDetails": [
-                {"modality": "TEXT", "tokenCount": ref.estimate_tokens(prompt.text_chars)},
+                {
+                    "modality": "TEXT",
+                    "tokenCount": ref.estimate_tokens(prompt.text_chars),
+                },
                 {"modality": "IMAGE", "tokenCount": images * ref.IMAGE_TOKENS},
             ],
         }
@@ -95,7 +113,9 @@ class GeminiServer(ThreadedServer):
         text = self.answerer.answer_text(prompt, fault)
         finish = "MAX_TOKENS" if fault == ref.TRUNCATED else "STOP"
         usage["candidatesTokenCount"] = ref.estimate_tokens(len(text))
-        usage["totalTokenCount"] = usage["promptTokenCount"] + usage["candidatesTokenCount"]
+        usage["totalTokenCount"] = (
+            usage["promptTokenCount"] + usage["candidatesTokenCount"]
+        )
         reply["candidates"] = [
             {
                 "content": {"role": "model", "parts": [{"text": text}]},

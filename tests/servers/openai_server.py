@@ -22,7 +22,9 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 DATA_URL_PREFIX = "data:image/png;base64,"
 
 
-def _error(status: int, kind: str, message: str, headers: dict | None = None) -> web.Response:
+def _error(
+    status: int, kind: str, message: str, headers: dict | None = None
+) -> web.Response:
     body = {"error": {"message": message, "type": kind, "param": None, "code": None}}
     return web.json_response(body, status=status, headers=headers)
 
@@ -31,7 +33,11 @@ class OpenAIServer(ThreadedServer):
     """OpenAI-compatible server; ``api_key`` empty accepts any bearer token."""
 
     def __init__(
-        self, answerer: ref.Answerer, api_key: str = "", json_schema: bool = True, **kwargs
+        self,
+        answerer: ref.Answerer,
+        api_key: str = "",
+        json_schema: bool = True,
+        **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         self.answerer = answerer
@@ -49,21 +55,37 @@ class OpenAIServer(ThreadedServer):
             return _error(401, "invalid_request_error", "Incorrect API key provided.")
         response_format = body.get("response_format") or {}
         if response_format.get("type") == "json_schema" and not self.json_schema:
-            return _error(400, "invalid_request_error", "response_format json_schema is not supported")
+            return _error(
+                400,
+                "invalid_request_error",
+                "response_format json_schema is not supported",
+            )
 
         texts, images = [], 0
         for message in body.get("messages", []):
             content = message.get("content")
-            items = [{"type": "text", "text": content}] if isinstance(content, str) else content
+            items = (
+                [{"type": "text", "text": content}]
+                if isinstance(content, str)
+                else content
+            )
             for item in items or []:
                 if item.get("type") == "text":
                     texts.append(item["text"])
                 elif item.get("type") == "image_url":
                     url = item["image_url"]["url"]
                     if not url.startswith(DATA_URL_PREFIX):
-                        return _error(400, "invalid_request_error", "image_url must be a PNG data URL")
-                    if not base64.b64decode(url[len(DATA_URL_PREFIX):]).startswith(PNG_MAGIC):
-                        return _error(400, "invalid_request_error", "image is not a PNG")
+                        return _error(
+                            400,
+                            "invalid_request_error",
+                            "image_url must be a PNG data URL",
+                        )
+                    if not base64.b64decode(url[len(DATA_URL_PREFIX) :]).startswith(
+                        PNG_MAGIC
+                    ):
+                        return _error(
+                            400, "invalid_request_error", "image is not a PNG"
+                        )
                     images += 1
         # The prompt is the first text of the user message.
         prompt = ref.parse_prompt(texts, images)
@@ -72,15 +94,26 @@ class OpenAIServer(ThreadedServer):
             await asyncio.sleep(self.latency_s)
 
         if fault == ref.RATE_LIMIT:
-            return _error(429, "rate_limit_exceeded", "Rate limit reached.", headers={"Retry-After": "1"})
+            return _error(
+                429,
+                "rate_limit_exceeded",
+                "Rate limit reached.",
+                headers={"Retry-After": "1"},
+            )
         if fault == ref.SERVER_ERROR:
-            return _error(500, "server_error", f"internal error while serving key {token}")
+            return _error(
+                500, "server_error", f"internal error while serving key {token}"
+            )
         if fault == ref.TIMEOUT:
             await asyncio.sleep(self.hang_s)
 
-        prompt_tokens = ref.estimate_tokens(prompt.text_chars) + images * ref.IMAGE_TOKENS
+        prompt_tokens = (
+            ref.estimate_tokens(prompt.text_chars) + images * ref.IMAGE_TOKENS
+        )
         message = {"role": "assistant", "content": None, "refusal": None}
-        choices = [{"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}]
+        choices = [
+            {"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}
+        ]
         text = ""
         if fault == ref.EMPTY_CANDIDATES:
             choices = []

@@ -16,8 +16,8 @@ import bisect
 import json
 import math
 import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -37,8 +37,18 @@ BLOCKED = "blocked"
 REFUSAL = "refusal"
 GAPS = "gaps"
 FAULTS = (
-    OK, RATE_LIMIT, SERVER_ERROR, TIMEOUT, MALFORMED, TRUNCATED, WRONG_COUNT,
-    OUT_OF_RANGE, EMPTY_CANDIDATES, BLOCKED, REFUSAL, GAPS,
+    OK,
+    RATE_LIMIT,
+    SERVER_ERROR,
+    TIMEOUT,
+    MALFORMED,
+    TRUNCATED,
+    WRONG_COUNT,
+    OUT_OF_RANGE,
+    EMPTY_CANDIDATES,
+    BLOCKED,
+    REFUSAL,
+    GAPS,
 )
 
 # Image tokens charged per image: Gemini's published count for an image of

@@ -39,11 +39,17 @@ class ThreadedServer:
     def record(self, request: web.Request, body: Any) -> None:
         with self._lock:
             self.calls.append(
-                {"path": request.path_qs, "headers": dict(request.headers), "body": body}
+                {
+                    "path": request.path_qs,
+                    "headers": dict(request.headers),
+                    "body": body,
+                }
             )
 
     @web.middleware
-    async def _count_in_flight(self, request: web.Request, handler) -> web.StreamResponse:
+    async def _count_in_flight(
+        self, request: web.Request, handler
+    ) -> web.StreamResponse:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
@@ -69,7 +75,9 @@ class ThreadedServer:
 
     def close(self) -> None:
         if self._runner is not None:
-            future = asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop)
+            future = asyncio.run_coroutine_threadsafe(
+                self._runner.cleanup(), self._loop
+            )
             future.result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
