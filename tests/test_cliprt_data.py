@@ -113,3 +113,25 @@ def test_lerobot_dataset_gives_masked_chunks(tmp_path):
     assert sample.instruction == INSTRUCTIONS[0]
     assert sample.state.shape == (9,)
     assert dataset.groups()[5] == "episode_000001"
+
+
+def test_reads_shards_of_the_exporter(tmp_path):
+    from export_helpers import read_demos, write_demo_files, write_segmentation_file
+
+    from aas.datasets.shards import export_shards
+    from aas.datasets.sources import pair_demos
+
+    write_demo_files(tmp_path / "demos", {"libero_goal": 1}, demos_per_file=2)
+    segmentations = write_segmentation_file(tmp_path / "demos", tmp_path / "seg.jsonl")
+    by_key = {s.demo_key: s for s in segmentations}
+    export_shards(
+        pair_demos(read_demos(tmp_path / "demos"), by_key, verdicts={}),
+        tmp_path / "shards",
+    )
+    dataset = ShardDataset(tmp_path / "shards")
+    assert len(dataset) == sum(s.num_frames for s in segmentations)
+    assert len(set(dataset.groups())) == 2
+    sample = dataset[0]
+    assert sample.actions.shape == (8, 7)
+    assert sample.state.shape == (9,)
+    assert sample.instruction == "pick up the black bowl"

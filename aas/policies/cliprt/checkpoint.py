@@ -158,9 +158,15 @@ def _resolve_directory(name_or_path: str | Path) -> Path:
         )
     from huggingface_hub import snapshot_download
 
-    local = snapshot_download(
-        repo_id=str(name_or_path), allow_patterns=[CONFIG_FILE, WEIGHTS_FILE]
-    )
+    try:
+        local = snapshot_download(
+            repo_id=str(name_or_path), allow_patterns=[CONFIG_FILE, WEIGHTS_FILE]
+        )
+    except Exception as exc:  # huggingface_hub raises many error types here
+        raise FileNotFoundError(
+            f"{name_or_path} is not a local checkpoint folder, and downloading it as a "
+            f"Hub model id failed: {exc}"
+        ) from exc
     return Path(local)
 
 

@@ -211,6 +211,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     device = _device(cfg)
     ranks = _init_distributed(device.type)
     device = _device(cfg, ranks)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
     out = Path(cfg.output_dir)
     if ranks.main:
         _prepare(out, cfg)
