@@ -1,6 +1,8 @@
 """The openai segmenter: the real openai SDK against a local chat-completions server."""
 
 import base64
+import json
+import logging
 import time
 
 import pytest
@@ -153,3 +155,16 @@ def test_openai_config_rejects_unknown_response_format():
 
 def test_openai_config_registered_for_cli():
     assert isinstance(SegmenterConfig.get_choice_class("openai")(), OpenAIConfig)
+
+
+def test_openai_key_never_logged(caplog, tmp_path):
+    caplog.set_level(logging.DEBUG)
+    faults = {"memory/demo_0": [ref.SERVER_ERROR] * 2}
+    with openai_server(FIXTURES, KEY, faults=faults) as server:
+        run = segmenter(server, max_retries=1, cache_dir=str(tmp_path))
+        results = run.segment_many(ITEMS)
+    assert any(r.name.startswith("openai.") for r in caplog.records)  # SDK debug lines
+    assert KEY not in caplog.text
+    assert KEY not in json.dumps([r.to_dict() for r in results])
+    for path in tmp_path.rglob("*.json"):
+        assert KEY not in path.read_text(encoding="utf-8")
