@@ -200,14 +200,12 @@ def _demo_section(
 
 
 def _load_validation(run_dir: Path) -> dict[str, dict[str, Any]]:
+    # validation.json is written by `aas validate`: {"reports": [report, ...], ...}.
     path = run_dir / "validation.json"
     if not path.exists():
         return {}
     data = json.loads(path.read_text(encoding="utf-8"))
-    reports = data.get("demos", data) if isinstance(data, dict) else data
-    if isinstance(reports, dict):
-        return reports
-    return {r["demo_key"]: r for r in reports}
+    return {report["demo_key"]: report for report in data.get("reports", [])}
 
 
 def _load_demos(segs: Iterable[Segmentation]) -> dict[str, Demo]:

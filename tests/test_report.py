@@ -1,5 +1,6 @@
 """The HTML run report, rendered in a real headless Chromium."""
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from aas.commands.validate import summarize_reports
 from aas.datasets.libero_hdf5 import write_demo_file
 from aas.demo import Demo
 from aas.report import build_report
@@ -76,8 +78,8 @@ def run_dir(tmp_path: Path) -> Path:
     good = Segmentation(**{**good.__dict__, "source_file": str(demo_path)})
     low = Segmentation(**{**low.__dict__, "source_file": str(demo_path)})
     write_segmentations(run / "segments.jsonl", [good, low])
-    reports = {s.demo_key: validate(s, PLAN).to_dict() for s in (good, low)}
-    (run / "validation.json").write_text(__import__("json").dumps({"demos": reports}))
+    reports = [validate(s, PLAN) for s in (good, low)]
+    (run / "validation.json").write_text(json.dumps(summarize_reports(reports)))
     write_segmentations(run / "reference.jsonl", [_segmentation("task_demo/demo_0", 34, 1.0)])
     return run
 
