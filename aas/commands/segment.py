@@ -99,11 +99,15 @@ def segment_demo(
     """Segment one demo and, when ``plot_path`` is given, draw its timeline PNG."""
     segmentation = segmenter.segment(demo, plan)
     if plot_path is not None:
-        try:
-            plot_segment_timeline(detect_events(demo), segmentation, plot_path)
-        except (MissingDatasetError, OSError, ValueError) as exc:
-            logger.warning("%s: no plot (%s)", demo.key, exc)
+        _plot(demo, segmentation, plot_path)
     return segmentation
+
+
+def _plot(demo: Demo, segmentation: Segmentation, plot_path: Path) -> None:
+    try:
+        plot_segment_timeline(detect_events(demo), segmentation, plot_path)
+    except (MissingDatasetError, OSError, ValueError) as exc:
+        logger.warning("%s: no plot (%s)", demo.key, exc)
 
 
 def segment_demo_files(
@@ -168,6 +172,17 @@ def segment_demo_files(
             summary["plan_errors"].append(str(exc))
             continue
 
+        if hasattr(segmenter, "segment_many"):
+            # Remote backends send the requests of one file concurrently.
+            tick = time.perf_counter()
+            batch = segmenter.segment_many([(demo, plan) for demo in pending])
+            segment_seconds += time.perf_counter() - tick
+            for demo, segmentation in zip(pending, batch):
+                if plots:
+                    _plot(demo, segmentation, out / PLOTS_DIR / path.stem / f"{demo.demo_id}.png")
+                results.append(segmentation)
+                summary["segmented" if segmentation.ok else "failed"] += 1
+            pending = []
         for demo in tqdm(pending, desc=path.stem, unit="demo", leave=False):
             plot_path = (
                 out / PLOTS_DIR / path.stem / f"{demo.demo_id}.png" if plots else None
@@ -190,6 +205,9 @@ def segment_demo_files(
     summary["demos_per_second"] = (
         round(count / segment_seconds, 2) if segment_seconds else None
     )
+    ledger = getattr(segmenter, "ledger", None)
+    if ledger is not None:
+        summary["cost"] = ledger.to_dict()
     write_json(out / SUMMARY_FILE, summary)
     return summary
 
