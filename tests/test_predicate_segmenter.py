@@ -67,6 +67,13 @@ def test_effect_that_never_holds_gets_zero_confidence():
     assert segments[1].confidence == 0.0
 
 
+def test_hold_on_last_frame_leaves_room_for_place():
+    timeline = _timeline(200, held=[(199, 199)])
+    segments, evidence = segments_from_timeline(timeline, BOWL_ON_PLATE)
+    assert evidence[0].onset is None
+    assert [(s.start, s.end) for s in segments] == [(0, 99), (100, 199)]
+
+
 def test_effect_undone_at_end_counts_against_confidence():
     timeline = _timeline(200, held=[(40, 124)], on=[(125, 180)])
     segments, evidence = segments_from_timeline(timeline, BOWL_ON_PLATE)

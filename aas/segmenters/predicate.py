@@ -133,6 +133,9 @@ def step_evidence(
     evidence: list[StepEvidence | None] = [None] * count
     bound = last
     for index in reversed(range(count)):
+        if index < count - 1:
+            # The last segment ends at the last frame, so earlier ones end before it.
+            bound = min(bound, last - 1)
         atoms = step_atoms(plan.steps[index])
         if not atoms:
             evidence[index] = StepEvidence(atoms, None, None, 0.0, 0)
