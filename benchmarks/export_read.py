@@ -165,6 +165,16 @@ def read_hdf5_open(data: Path, num_demos: int, limit: int, suffix: str = ""):
 
 
 def worker(reader: str, data: Path, num_demos: int, limit: int) -> dict:
+    """Read ``limit`` samples after the first batch; time start-up and steady reading.
+
+    Imports happen before any timer starts. Start-up is the time to the first
+    batch (for shards it includes filling the shuffle buffer).
+    """
+    import h5py  # noqa: F401
+    import webdataset  # noqa: F401
+
+    import aas.datasets.shards  # noqa: F401
+
     function = {
         "shards": read_shards,
         "shards_png0": lambda *a: read_shards(*a, suffix="_png0"),
@@ -172,9 +182,13 @@ def worker(reader: str, data: Path, num_demos: int, limit: int) -> dict:
         "hdf5_open": read_hdf5_open,
         "hdf5_open_gzip": lambda *a: read_hdf5_open(*a, suffix="_gzip"),
     }
+    started = time.perf_counter()
+    batches = function[reader](data, num_demos, limit + BATCH)
+    next(batches)
+    startup = time.perf_counter() - started
     wall, cpu = time.perf_counter(), time.process_time()
     samples = 0
-    for batch in function[reader](data, num_demos, limit):
+    for batch in batches:
         samples += len(batch["instruction"])
         if samples >= limit:
             break
@@ -183,6 +197,7 @@ def worker(reader: str, data: Path, num_demos: int, limit: int) -> dict:
         "reader": reader,
         "demos": num_demos,
         "samples": samples,
+        "startup_s": round(startup, 2),
         "wall_s": round(wall, 2),
         "cpu_s": round(cpu, 2),
         "samples_per_s": round(samples / wall, 1),
@@ -200,8 +215,9 @@ def main() -> None:
         "--demos", type=int, nargs="+", default=[10, 50], help="demo counts"
     )
     parser.add_argument(
-        "--samples", type=int, default=960, help="samples read per reader"
+        "--samples", type=int, default=3200, help="samples timed per reader"
     )
+    parser.add_argument("--frames", type=int, default=100, help="frames per demo")
     parser.add_argument(
         "--worker", nargs=2, metavar=("READER", "DEMOS"), help=argparse.SUPPRESS
     )
@@ -213,6 +229,8 @@ def main() -> None:
     rows = []
     for num_demos in args.demos:
         gzip_copy(args.data, num_demos)
+        # Leave two batches of the dataset for start-up and the last batch.
+        samples = min(args.samples, num_demos * args.frames - 2 * BATCH)
         for reader in READERS:
             command = [
                 sys.executable,
@@ -220,7 +238,7 @@ def main() -> None:
                 "--data",
                 str(args.data),
                 "--samples",
-                str(args.samples),
+                str(samples),
             ]
             done = subprocess.run(
                 [*command, "--worker", reader, str(num_demos)],

@@ -85,6 +85,12 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=100, help="frames per demo")
     parser.add_argument("--formats", nargs="+", default=list(FORMATS))
     parser.add_argument(
+        "--results",
+        type=Path,
+        default=Path(__file__).parent / "results" / "export_throughput.json",
+        help="JSON file the rows are written to",
+    )
+    parser.add_argument(
         "--worker", nargs=3, metavar=("FORMAT", "DEMOS", "OUT"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
@@ -107,9 +113,8 @@ def main() -> None:
             print(json.dumps(rows[-1]), flush=True)
             if not fmt.startswith("webdataset"):
                 shutil.rmtree(out)
-    results = Path(__file__).parent / "results" / "export_throughput.json"
-    results.parent.mkdir(exist_ok=True)
-    results.write_text(json.dumps(rows, indent=2) + "\n")
+    args.results.parent.mkdir(exist_ok=True)
+    args.results.write_text(json.dumps(rows, indent=2) + "\n")
 
 
 if __name__ == "__main__":
