@@ -133,6 +133,10 @@ def push(plan: PushPlan, token: str | None = None, endpoint: str | None = None) 
     """Create the dataset repository if needed and commit every file and the card.
 
     Returns the commit URL. ``endpoint`` overrides ``HF_ENDPOINT``.
+
+    NOTE: the tests cover huggingface_hub's legacy LFS transfer only
+    (``HF_HUB_DISABLE_XET=1``). With ``hf_xet`` installed, large files go
+    through the Xet protocol, which was not run against any server.
     """
     from huggingface_hub import CommitOperationAdd, HfApi
 
