@@ -36,34 +36,29 @@ if TINY_MODEL_NAME not in open_clip.list_models():
 
 @dataclass
 class CLIPRTConfig:
-    """Architecture of a CLIP-RT+ policy.
+    """Architecture of a CLIP-RT+ policy (saved as the checkpoint's config.json)."""
 
-    Attributes:
-        model_name: any open_clip model name (``open_clip.list_models()``),
-            including ``aas-cliprt-tiny`` (8.4 M parameters, 64 px).
-        pretrained: open_clip pretrained tag or weight file for the backbone,
-            or ``None`` for random initialisation (no download).
-        chunk_size: actions per predicted chunk (frames at 20 Hz in LIBERO).
-        action_dim: dimensions per action (7: delta xyz in metres-scaled
-            controller units, delta axis-angle, gripper).
-        state_dim: size of the proprioceptive state vector fed as one extra
-            context token; 0 disables proprioception (the published model).
-        head_blocks: residual blocks of the MLP action head.
-        prompt_template: instruction prompt with an ``{instruction}`` field.
-        lowercase_prompt: lower-case the filled-in prompt.
-        eval_resize: side length in pixels that observation images are resized
-            to before the model's preprocessing; ``None`` resizes straight to
-            the backbone's input size.
-    """
-
+    # Any open_clip model name (open_clip.list_models()), including
+    # aas-cliprt-tiny (8.4 M parameters, 64 px).
     model_name: str = PUBLISHED_MODEL_NAME
+    # open_clip pretrained tag or weight file for the backbone (published:
+    # dfn5b); null initialises randomly and downloads nothing.
     pretrained: str | None = None
+    # Actions per predicted chunk (frames at 20 Hz in LIBERO).
     chunk_size: int = 8
+    # Dimensions per action (7: delta position, delta axis-angle, gripper).
     action_dim: int = 7
+    # Size of the proprioceptive state fed as one extra context token; 0 turns
+    # proprioception off, as in the published model.
     state_dim: int = 0
+    # Residual blocks of the MLP action head.
     head_blocks: int = 2
+    # Instruction prompt with an {instruction} field.
     prompt_template: str = PROMPT_TEMPLATE
+    # Lower-case the filled-in prompt.
     lowercase_prompt: bool = True
+    # Side length in pixels that images are resized to before the model's own
+    # preprocessing; null resizes straight to the backbone's input size.
     eval_resize: int | None = EVAL_RESIZE
 
     def __post_init__(self) -> None:
