@@ -11,9 +11,11 @@ without the simulator.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -64,7 +66,9 @@ class PredicateTimeline:
         """
         key = tuple(atom)
         if key not in self.atoms:
-            raise KeyError(f"atom {key} is not in the timeline; it has {list(self.atoms)}")
+            raise KeyError(
+                f"atom {key} is not in the timeline; it has {list(self.atoms)}"
+            )
         return self.values[:, self.atoms.index(key)]
 
     def all_of(self, atoms: Iterable[Sequence[str]]) -> np.ndarray:
@@ -81,7 +85,9 @@ class PredicateTimeline:
         for k in range(len(self.atoms)):
             column = self.values[:, k]
             initial.append(bool(column[0]) if self.num_frames else False)
-            changes.append([int(f) for f in np.flatnonzero(column[1:] != column[:-1]) + 1])
+            changes.append(
+                [int(f) for f in np.flatnonzero(column[1:] != column[:-1]) + 1]
+            )
         return {
             "num_frames": self.num_frames,
             "atoms": [list(a) for a in self.atoms],
@@ -117,7 +123,7 @@ class PredicateTimeline:
                 )
             state = start
             edges = [0, *flips, num_frames]
-            for low, high in zip(edges[:-1], edges[1:]):
+            for low, high in itertools.pairwise(edges):
                 values[low:high, k] = state
                 state = not state
         return cls(atoms, values)

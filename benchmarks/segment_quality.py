@@ -51,7 +51,13 @@ def segment_all(input_path: Path, output: Path, max_demos: int) -> dict[str, dic
     predicate = PredicateConfig().build()
     kinematic = KinematicConfig().build()
     tasks: dict[str, dict] = defaultdict(
-        lambda: {"refs": [], "preds": [], "passed": {}, "ref_seconds": [], "kin_seconds": []}
+        lambda: {
+            "refs": [],
+            "preds": [],
+            "passed": {},
+            "ref_seconds": [],
+            "kin_seconds": [],
+        }
     )
     try:
         for path in demo_file_paths(input_path):
@@ -92,7 +98,13 @@ def _boundaries(prediction: Segmentation, reference: Segmentation) -> str:
 def summarise(tasks: dict[str, dict]) -> list[dict]:
     """Return one metrics row per task and an ``overall`` row."""
     rows = []
-    pooled: dict[str, list] = {"refs": [], "preds": [], "passed": {}, "ref_seconds": [], "kin_seconds": []}
+    pooled: dict[str, list] = {
+        "refs": [],
+        "preds": [],
+        "passed": {},
+        "ref_seconds": [],
+        "kin_seconds": [],
+    }
     for name in sorted(tasks):
         rows.append(_row(name, tasks[name]))
         for key in ("refs", "preds", "ref_seconds", "kin_seconds"):
@@ -115,8 +127,12 @@ def _row(name: str, record: dict) -> dict:
         "plan_alignment": metrics.plan_alignment,
         "pass_rate": metrics.pass_rate,
         "missing": list(metrics.missing),
-        "predicate_seconds_per_demo": float(np.mean(record["ref_seconds"])) if record["ref_seconds"] else None,
-        "kinematic_seconds_per_demo": float(np.mean(record["kin_seconds"])) if record["kin_seconds"] else None,
+        "predicate_seconds_per_demo": float(np.mean(record["ref_seconds"]))
+        if record["ref_seconds"]
+        else None,
+        "kinematic_seconds_per_demo": float(np.mean(record["kin_seconds"]))
+        if record["kin_seconds"]
+        else None,
         "plan": record.get("plan", []),
         "per_demo": [
             {
@@ -149,8 +165,10 @@ def generator_failures(input_path: Path) -> list[dict]:
 
 def markdown(rows: list[dict]) -> str:
     lines = [
-        "| task | demos | boundaries | boundary MAE (frames) | max (frames) | mean IoU "
-        "| alignment | pass rate |",
+        (
+            "| task | demos | boundaries | boundary MAE (frames) | max (frames) "
+            "| mean IoU | alignment | pass rate |"
+        ),
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in rows:
@@ -177,7 +195,9 @@ def main() -> None:
     rows = summarise(tasks)
     failures = generator_failures(args.input)
     result = {"rows": rows, "generator_failures": failures}
-    (args.output / "segment_quality.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.output / "segment_quality.json").write_text(
+        json.dumps(result, indent=2) + "\n"
+    )
     print(markdown(rows))
     for failure in failures:
         print(

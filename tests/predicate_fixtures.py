@@ -33,7 +33,9 @@ def shared_env():
         from aas.sims.env import make_env
         from aas.sims.tasks import get_task
 
-        env = make_env(get_task("libero_goal", "put_the_bowl_on_the_plate"), render=False)
+        env = make_env(
+            get_task("libero_goal", "put_the_bowl_on_the_plate"), render=False
+        )
         atexit.register(env.close)
         _CACHE["env"] = env
     return _CACHE["env"]
@@ -46,14 +48,18 @@ def generated_demo_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
         env = shared_env()
         out = tmp_path_factory.mktemp("predicate_demo")
-        report = generate_demos(env.spec, [0], out, plan=BOWL_ON_PLATE, render=False, env=env)
+        report = generate_demos(
+            env.spec, [0], out, plan=BOWL_ON_PLATE, render=False, env=env
+        )
         if report.demo_file is None:
             pytest.fail(f"the scripted generator kept no demo: {report.outcomes}")
         _CACHE["file"] = report.demo_file
     return _CACHE["file"]  # type: ignore[return-value]
 
 
-def predicate_reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Segmentation, Path]:
+def predicate_reference(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Segmentation, Path]:
     """Segment the generated demo (once) with the predicate segmenter; return it and its jsonl."""
     if "reference" not in _CACHE:
         from aas.datasets.libero_hdf5 import open_demo_file

@@ -49,24 +49,32 @@ def start_state(env) -> np.ndarray:
     return env.get_sim_state()
 
 
-def _with_joint(env, start_state, holder: str, value: float, site: bool = True) -> np.ndarray:
+def _with_joint(
+    env, start_state, holder: str, value: float, site: bool = True
+) -> np.ndarray:
     from aas.sims.predicates import set_state
 
     set_state(env, start_state)
-    model = env.inner.object_sites_dict[holder] if site else env.inner.get_object(holder)
+    model = (
+        env.inner.object_sites_dict[holder] if site else env.inner.get_object(holder)
+    )
     address = env.sim.model.get_joint_qpos_addr(model.joints[0])
     env.sim.data.qpos[address] = value
     env.sim.forward()
     return env.get_sim_state()
 
 
-def _dropped_bowl(env, start_state, target: str, drawer_open: bool = False) -> np.ndarray:
+def _dropped_bowl(
+    env, start_state, target: str, drawer_open: bool = False
+) -> np.ndarray:
     """Return the state after dropping the bowl from 3-6 cm above ``target`` and settling."""
     from aas.sims.env import SETTLE_ACTION
     from aas.sims.predicates import set_state
 
     state = (
-        _with_joint(env, start_state, DRAWER, DRAWER_OPEN_M) if drawer_open else start_state
+        _with_joint(env, start_state, DRAWER, DRAWER_OPEN_M)
+        if drawer_open
+        else start_state
     )
     set_state(env, state)
     first, _ = env.sim.model.get_joint_qpos_addr(env.inner.get_object(BOWL).joints[0])

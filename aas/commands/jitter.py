@@ -111,13 +111,14 @@ def jitter_summary(report_dict: dict[str, Any]) -> str:
     lines = []
     for row in report_dict["rows"]:
         reference = row["reference_error_mean_frames"]
+        reference_text = "-" if reference is None else f"{reference:.2f}"
+        pass_rate = row["pass_rate"]
+        pass_text = "-" if pass_rate is None else f"{pass_rate:.3f}"
         lines.append(
             f"d={row['max_offset']:>3}: shift mean {row['shift_mean_frames']:.2f} "
             f"max {row['shift_max_frames']} frames, reference error "
-            f"{'-' if reference is None else f'{reference:.2f}'} frames, "
-            f"op agreement {row['op_agreement']:.3f}, pass rate "
-            f"{'-' if row['pass_rate'] is None else f'{row['pass_rate']:.3f}'}, "
-            f"{row['failed_runs']}/{row['runs']} runs failed"
+            f"{reference_text} frames, op agreement {row['op_agreement']:.3f}, "
+            f"pass rate {pass_text}, {row['failed_runs']}/{row['runs']} runs failed"
         )
     return "\n".join(lines)
 

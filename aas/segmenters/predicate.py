@@ -32,7 +32,13 @@ from aas.planning import observable_effects, step_effects
 from aas.planning.domain import matches
 from aas.schema import Atom, Cost, Plan, Provenance, Segment, Segmentation, Step
 from aas.segmenters.base import Segmenter, SegmenterConfig
-from aas.timeline import HOLDING, TIMELINE_KEY, PredicateTimeline, count_flickers, true_runs
+from aas.timeline import (
+    HOLDING,
+    TIMELINE_KEY,
+    PredicateTimeline,
+    count_flickers,
+    true_runs,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -187,7 +193,7 @@ def step_ends(evidence: Sequence[StepEvidence], num_frames: int) -> list[int]:
             )
         spaced = np.linspace(low, high, missing + 2)[1:-1]
         for offset, frame in enumerate(spaced):
-            ends[index + offset] = int(round(frame))
+            ends[index + offset] = int(np.rint(frame))
         index = run_end + 1
     return [int(e) for e in ends]
 

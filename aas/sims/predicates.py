@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -77,7 +77,9 @@ def robot_geoms(env: LiberoEnv) -> frozenset[int]:
 def object_geoms(env: LiberoEnv, name: str) -> frozenset[int]:
     """Return the ids of the collision geoms of an object."""
     model = env.sim.model
-    return frozenset(model.geom_name2id(g) for g in env.model_object(name).contact_geoms)
+    return frozenset(
+        model.geom_name2id(g) for g in env.model_object(name).contact_geoms
+    )
 
 
 def is_held(env: LiberoEnv, name: str, robot: frozenset[int] | None = None) -> bool:
@@ -188,7 +190,9 @@ def task_for_demo(demo: Demo) -> TaskSpec:
         stem = path.stem if path is not None else "task"
         bddl = folder / f"{stem}.bddl"
         bddl.write_text(demo.bddl_content, encoding="utf-8")
-        return TaskSpec("custom", 0, stem, demo.instruction, bddl, folder / "none.pruned_init")
+        return TaskSpec(
+            "custom", 0, stem, demo.instruction, bddl, folder / "none.pruned_init"
+        )
     raise ValueError(
         f"{demo.source}:{demo.demo_id}: no LIBERO task matches BDDL file "
         f"{demo.bddl_file_name!r} and the file carries no bddl_file_content"
