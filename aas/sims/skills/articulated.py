@@ -3,9 +3,9 @@
 Every target comes from the simulator at the time of the step (see
 ``aas.sims.skills.articulation``): the drawer's handle bar and slide axis,
 the door's hinge, panel and handle, the knob's ridge and hinge axis. Each
-skill checks LIBERO's own predicate (``is_open``, ``is_close``, ``turn_on``,
-``turn_off`` of the target's object state) before it lets go, and raises
-``SkillFailure`` when the joint did not get there.
+skill drives the joint until LIBERO's own predicate (``is_open``,
+``is_close``, ``turn_on``, ``turn_off`` of the target's object state) holds,
+and raises ``SkillFailure`` when the joint did not get there.
 
 - open (drawer): the gripper turns horizontal with its fingers vertical,
   closes on the handle bar and pulls along the slide axis. LIBERO's cabinet
@@ -17,14 +17,15 @@ skill checks LIBERO's own predicate (``is_open``, ``is_close``, ``turn_on``,
   and follows it round the hinge until the door shuts.
 - turn_on / turn_off (knob): the gripper closes on the knob's ridge above the
   hinge axis and rotates about it past the predicate's threshold.
-
 - open (door): the gripper, pointing at the door, closes on the vertical
-  handle and follows the handle's arc round the hinge.
+  handle and follows the handle's arc round the hinge. When the handle
+  twists out of the fingers first, the closed gripper pushes the inner face
+  near the free edge.
 
-NOTE: opening the microwave stalls near -0.9 rad, short of LIBERO's -1.3 rad
-threshold, because the handle twists in the fingers. Pushing the door from
-the inside after a partial pull would likely finish it. Drawer and knob
-skills and closing the door reached the predicate on LIBERO's init states.
+NOTE: opening LIBERO's microwave still fails. The pull stalls between -0.8
+and -1.05 rad, short of the -1.3 rad threshold, and the inner face is then
+out of reach from above. Drawer and knob skills and closing the door reach
+their predicates.
 """
 
 from __future__ import annotations
@@ -117,9 +118,12 @@ DOOR_OPEN_MARGIN_RAD = 0.2
 DOOR_ARC_LEAD_RAD = 0.25
 DOOR_ARC_SPEED = 0.6
 DOOR_ARC_STEPS = 250
+DOOR_STALL_PROGRESS_RAD = 0.03
 # Share of the door's rotation the wrist follows. The fingers pinch a vertical
 # bar, so the rest turns about the bar, which keeps the wrist inside its limits.
 DOOR_WRIST_SHARE = 0.0
+# Where on the panel (fraction of the hinge-to-handle distance) the inner push presses.
+DOOR_INNER_PUSH_FRACTION = 0.85
 
 # Knob turning: height of the grasp above the ridge centre, rotation beyond
 # the predicate's threshold and how far the gripper turns per step.
@@ -480,9 +484,16 @@ def open_door(skill: Skill, env: LiberoEnv, art: Articulation) -> ActionStream:
     start_q = joint_position(env, art)
     grasp_pos = env.eef_pose().pos
     arc = _slow(motion, DOOR_ARC_SPEED)
+    history = [start_q]
     for _ in range(DOOR_ARC_STEPS):
         position = joint_position(env, art)
         if _is_past(art, position, goal, toward_open=True):
+            break
+        history.append(position)
+        if (
+            len(history) > STALL_STEPS
+            and abs(history[-1] - history[-STALL_STEPS]) < DOOR_STALL_PROGRESS_RAD
+        ):
             break
         # Aim at where the gripper must be a little further round the arc.
         angle = position + art.open_sign * DOOR_ARC_LEAD_RAD - start_q
@@ -492,12 +503,18 @@ def open_door(skill: Skill, env: LiberoEnv, art: Articulation) -> ActionStream:
             T.axisangle2quat(axis * angle * DOOR_WRIST_SHARE), quat
         )
         yield servo_action(env, target, target_quat, GRIPPER_CLOSED, arc)
+    yield from _retreat(env, door_frame(env, art).outward, env.eef_pose().quat, motion)
+    if not _predicate(env, art, opened=True):
+        # The handle twists in the fingers before the door is fully open, so
+        # the rest of the swing is a push on the inner face near the free edge.
+        yield from push_door(
+            skill, env, art, side=-1, radius_fraction=DOOR_INNER_PUSH_FRACTION
+        )
     if not _predicate(env, art, opened=True):
         raise SkillFailure(
             f"open({art.target}): the door stopped at {joint_position(env, art):.2f} rad "
             f"(goal {goal:.2f} rad); the handle slipped or the arm ran out of reach"
         )
-    yield from _retreat(env, door_frame(env, art).outward, env.eef_pose().quat, motion)
 
 
 def _door_open_goal(env: LiberoEnv, art: Articulation, samples: int = 200) -> float:
@@ -514,11 +531,34 @@ def _door_open_goal(env: LiberoEnv, art: Articulation, samples: int = 200) -> fl
 
 def close_door(skill: Skill, env: LiberoEnv, art: Articulation) -> ActionStream:
     """Press the door's outer face with the closed gripper and follow it round the hinge."""
+    yield from push_door(
+        skill, env, art, side=1, radius_fraction=DOOR_PUSH_RADIUS_FRACTION
+    )
+    if not _predicate(env, art, opened=False):
+        raise SkillFailure(
+            f"close({art.target}): the door stopped at {joint_position(env, art):.3f} rad "
+            f"after {DOOR_PUSH_STEPS} steps of pushing"
+        )
+
+
+def push_door(
+    skill: Skill, env: LiberoEnv, art: Articulation, side: int, radius_fraction: float
+) -> ActionStream:
+    """Press one face of the door with the closed gripper and follow it round the hinge.
+
+    ``side`` +1 presses the outer face (closing the door), -1 the inner face
+    (opening it). The push ends when the matching predicate holds or after
+    ``DOOR_PUSH_STEPS`` frames, and the gripper then backs away and rises.
+    """
     motion = skill.motion
+    opening = side < 0
     frame = door_frame(env, art)
-    radius = DOOR_PUSH_RADIUS_FRACTION * _door_width(env, art, frame)
+    radius = radius_fraction * _door_width(env, art, frame)
     quat = nearest_gripper_quat(env, DOWN, frame.radial)
-    start = frame.point(radius, DOOR_FINGER_CLEARANCE_M + DOOR_STANDOFF_M)
+    start = frame.point(radius, DOOR_FINGER_CLEARANCE_M + DOOR_STANDOFF_M, side)
+    if opening:
+        # The gap behind a half-open door is narrow: start right at the inner face.
+        start = frame.point(radius, DOOR_FINGER_CLEARANCE_M, side)
     safe_z = max(env.eef_pose().pos[2], frame.panel_height + SAFE_HEIGHT_M + 0.1)
 
     yield from _approach_from_above(
@@ -528,30 +568,29 @@ def close_door(skill: Skill, env: LiberoEnv, art: Articulation) -> ActionStream:
         GRIPPER_CLOSED,
         safe_z,
         motion,
-        f"close({art.target}): the point beside the door",
+        f"{skill.step.op}({art.target}): the point beside the door",
     )
 
     push = _slow(motion, PUSH_SPEED)
     for _ in range(DOOR_PUSH_STEPS):
-        if _predicate(env, art, opened=False):
+        if _predicate(env, art, opened=opening) and (
+            not opening
+            or _is_past(art, joint_position(env, art), _door_open_goal(env, art), True)
+        ):
             break
         frame = door_frame(env, art)
         target = (
-            frame.point(radius, DOOR_FINGER_CLEARANCE_M)
-            - frame.outward * DOOR_PRESS_DEPTH_M
+            frame.point(radius, DOOR_FINGER_CLEARANCE_M, side)
+            - side * frame.outward * DOOR_PRESS_DEPTH_M
         )
         # Follow the panel round the hinge while holding the gripper's yaw on it.
         quat = nearest_gripper_quat(env, DOWN, frame.radial)
         yield servo_action(env, target, quat, GRIPPER_CLOSED, push)
-    if not _predicate(env, art, opened=False):
-        raise SkillFailure(
-            f"close({art.target}): the door stopped at {joint_position(env, art):.3f} rad "
-            f"after {DOOR_PUSH_STEPS} steps of pushing"
-        )
+
     frame = door_frame(env, art)
     yield from move_to(
         env,
-        env.eef_pose().pos + frame.outward * RETREAT_DISTANCE_M,
+        env.eef_pose().pos + side * frame.outward * RETREAT_DISTANCE_M,
         quat,
         GRIPPER_CLOSED,
         motion,
@@ -760,6 +799,8 @@ class OpenSkill(_ArticulationSkill):
     """Open a drawer (``open(wooden_cabinet_1_top_region)``)."""
 
     op = "open"
+    # A door takes a pull along the arc and then a push from the inside.
+    max_steps = 700
 
     def manipulate(self, env: LiberoEnv, art: Articulation) -> ActionStream:
         if art.switch:

@@ -234,6 +234,7 @@ class DoorFrame:
         radial: horizontal unit vector [3] from the hinge toward the free edge.
         outward: horizontal unit vector [3] normal to the panel, on the handle's side.
         face_offset_m: distance from the hinge plane to the outer face of the panel.
+        thickness_m: panel thickness along ``outward``.
         panel_height: z of the panel centre (metres).
     """
 
@@ -241,15 +242,19 @@ class DoorFrame:
     radial: np.ndarray
     outward: np.ndarray
     face_offset_m: float
+    thickness_m: float
     panel_height: float
 
-    def point(self, radius_m: float, offset_m: float) -> np.ndarray:
-        """The point at ``radius_m`` from the hinge and ``offset_m`` outside the outer face."""
-        return (
-            self.anchor
-            + self.radial * radius_m
-            + self.outward * (self.face_offset_m + offset_m)
-        )
+    def point(self, radius_m: float, offset_m: float, side: int = 1) -> np.ndarray:
+        """The point at ``radius_m`` from the hinge and ``offset_m`` off one face.
+
+        ``side`` +1 measures outward from the outer face, -1 inward from the inner face.
+        """
+        if side > 0:
+            normal_offset = self.face_offset_m + offset_m
+        else:
+            normal_offset = self.face_offset_m - self.thickness_m - offset_m
+        return self.anchor + self.radial * radius_m + self.outward * normal_offset
 
 
 def door_frame(env: LiberoEnv, art: Articulation) -> DoorFrame:
@@ -262,6 +267,8 @@ def door_frame(env: LiberoEnv, art: Articulation) -> DoorFrame:
     handle_offset = geom_position(env, handle) - anchor
     outward = horizontal_unit(handle_offset - radial * (handle_offset @ radial))
     size, axes = geom_half_sizes_world(env, panel)
-    thickness = float(np.sum(size * np.abs(axes.T @ outward)))
-    face = float((panel_pos - anchor) @ outward) + thickness
-    return DoorFrame(anchor, radial, outward, face, float(panel_pos[2]))
+    half_thickness = float(np.sum(size * np.abs(axes.T @ outward)))
+    face = float((panel_pos - anchor) @ outward) + half_thickness
+    return DoorFrame(
+        anchor, radial, outward, face, 2 * half_thickness, float(panel_pos[2])
+    )
