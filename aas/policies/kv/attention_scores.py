@@ -85,7 +85,7 @@ def recent_attention(
     scaling = getattr(module, "scaling", 1.0 / math.sqrt(query.shape[-1]))
     scores = torch.matmul(query, expanded.transpose(2, 3)) * scaling
 
-    # Query i of the last n sees every cached key and the new keys up to itself.
+    # Query i of the last n attends to every cached key and to the new keys up to itself.
     kv = keys.shape[-2]
     query_index = torch.arange(num_new - n, num_new, device=keys.device) + (kv - num_new)
     key_index = torch.arange(kv, device=keys.device)

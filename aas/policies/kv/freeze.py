@@ -2,8 +2,8 @@
 
 After every forward pass, each active token is scored by the attention mass
 it received from the most recent queries. Tokens whose score falls below a
-fraction of the mean score are soft-frozen: their keys and values leave the
-active tensors for host memory, keeping the RoPE rotation of their original
+fraction of the mean score are soft-frozen. Their keys and values leave the
+active tensors for host memory and keep the RoPE rotation of their original
 positions, so the model attends to fewer tokens but nothing is lost. A token
 frozen for the c-th time stays frozen for ``ceil(k * sqrt(c))`` steps, then
 thaws and is scored again, so rarely used tokens spend a growing share of
@@ -156,8 +156,8 @@ class FreezeCache(Cache):
     the mask covers the active tokens only. With ``enabled=False`` the cache
     stores and returns exactly what ``DynamicCache`` does.
 
-    NOTE: decisions are shared across the batch; a left-padded batch would
-    index its padding mask at the wrong columns once tokens are frozen, so
+    NOTE: decisions are shared across the batch. Once tokens are frozen, a
+    left-padded batch would read its padding mask at the wrong columns, so
     use batch size 1 (or unpadded batches) with freezing enabled.
     """
 

@@ -65,7 +65,7 @@ def close_cache(cache: Cache) -> None:
 
 @dataclass
 class ContextRun:
-    """What feeding one context produced.
+    """Result of feeding one context.
 
     ``seen`` and ``active`` are token counts after each chunk. ``nll`` is the
     summed negative log-likelihood in nats of tokens 1..n-1 and ``scored``

@@ -2,7 +2,7 @@
 
 Policies that keep only part of the context (soft freezing, sink plus window)
 remove tokens from the active key/value tensors but keep counting them, so
-the model's positions stay logical: ``get_seq_length`` returns every token
+the model's positions stay logical. ``get_seq_length`` returns every token
 seen, and ``get_mask_sizes`` sizes the attention mask for the active tokens
 only.
 """
@@ -14,7 +14,7 @@ from transformers.cache_utils import DynamicLayer
 
 
 class PartialLayer(DynamicLayer):
-    """A ``DynamicLayer`` that holds the active tokens of a longer context.
+    """A ``DynamicLayer`` that contains the active tokens of a longer context.
 
     ``keys`` and ``values`` are ``[batch, kv_heads, active, head_dim]``, keys
     already rotated at their original positions. ``num_removed`` counts the
