@@ -14,7 +14,7 @@ from aas.sims.workers import default_workers
 logger = logging.getLogger(__name__)
 
 try:  # the CLIP-RT+ policy registers itself when its package is importable
-    import aas.policies.cliprt.policy  # noqa: F401
+    import aas.policies.cliprt.eval_config  # noqa: F401
 except ImportError as exc:  # pragma: no cover - depends on the installation
     logger.debug("CLIP-RT+ policy not available: %s", exc)
 

@@ -1,0 +1,118 @@
+"""Settings of the ``aas pipeline`` stages, one dataclass per stage.
+
+The defaults describe a run on one libero_goal task with the tiny CLIP-RT+
+model. The YAML files under ``configs/`` set them for each run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from aas.policies.cliprt.config import TINY_MODEL_NAME, CLIPRTConfig
+from aas.segmenters import KinematicConfig, SegmenterConfig
+from aas.validation import ValidationConfig
+
+
+def _tiny_model() -> CLIPRTConfig:
+    return CLIPRTConfig(model_name=TINY_MODEL_NAME, eval_resize=None)
+
+
+@dataclass
+class GenerateStage:
+    # LIBERO suite of the tasks.
+    suite: str = "libero_goal"
+    # Task indices or names (BDDL file stems) within the suite.
+    tasks: list[str] = field(default_factory=lambda: ["put_the_bowl_on_the_plate"])
+    # Demos per task, one per init state from first_init_state on.
+    num_demos: int = 10
+    first_init_state: int = 0
+    # Camera image height and width in pixels, of the demos and of the evaluation renders.
+    camera_size: int = 128
+    # Frame budget of one scripted episode, at 20 frames per second.
+    max_frames: int = 900
+
+
+@dataclass
+class SegmentStage:
+    # Segmenter backend, selected with --segment.segmenter.type=<name>.
+    segmenter: SegmenterConfig = field(default_factory=KinematicConfig)
+    # Rule thresholds of the validation that decides which demos are exported.
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
+    # Write one timeline plot per demo.
+    plots: bool = True
+
+
+@dataclass
+class ExportStage:
+    # Maximum size of one training shard, in MiB.
+    max_shard_mb: float = 512.0
+    # zlib level of the PNG images in the shards, 0 to 9.
+    png_level: int = 1
+
+
+@dataclass
+class TrainStage:
+    # Policy architecture, the same for both policies.
+    model: CLIPRTConfig = field(default_factory=_tiny_model)
+    # Optimizer steps per policy.
+    steps: int = 1000
+    # Samples per optimizer step.
+    batch_size: int = 32
+    # Peak learning rate of AdamW.
+    lr: float = 3e-4
+    # AdamW weight decay of the matrices.
+    weight_decay: float = 0.1
+    # Steps of linear learning-rate warmup before the cosine decay.
+    warmup_steps: int = 100
+    # Lower bound of the RandomResizedCrop area scale (upper bound 1.0).
+    crop_scale_min: float = 0.9
+    # Write a checkpoint every this many steps (and at the end).
+    save_every: int = 250
+    # Log loss and learning rate every this many steps.
+    log_every: int = 10
+    seed: int = 0
+    # CPU threads for torch ops, or 0 to keep torch's default.
+    num_threads: int = 0
+    # "auto" (CUDA when available), "cpu" or "cuda".
+    device: str = "auto"
+    # Show a progress bar.
+    progress: bool = True
+
+
+@dataclass
+class EvalStage:
+    # Episodes per task; episode i starts from init state i.
+    trials: int = 50
+    # Policy steps per episode (1/20 s each); None uses the suite's published value.
+    max_steps: int | None = None
+    seeds: list[int] = field(default_factory=lambda: [7])
+    # Cameras rendered during rollouts; the CLIP-RT+ policy reads agentview only.
+    camera_names: list[str] = field(default_factory=lambda: ["agentview"])
+    # Planner of policy A's planner-in-the-loop evaluation: "symbolic" or "llm".
+    planner: str = "symbolic"
+    # Rollout worker processes; 0 means one per CPU core.
+    workers: int = 0
+    # Videos of the first N episodes of each task (0 for none).
+    videos_per_task: int = 0
+    # Seconds after which a running episode counts as hung.
+    episode_timeout_s: float = 900.0
+    # Torch device of policy inference in the workers.
+    device: str = "cpu"
+
+
+@dataclass
+class PipelineSettings:
+    """All stage settings of one pipeline run."""
+
+    # Tasks, demos per task, camera size and frame budget of the scripted demos.
+    generate: GenerateStage = field(default_factory=GenerateStage)
+    # Segmenter and validation thresholds.
+    segment: SegmentStage = field(default_factory=SegmentStage)
+    # Training shard size and PNG level.
+    export: ExportStage = field(default_factory=ExportStage)
+    # Model architecture and optimizer settings, shared by both policies.
+    train: TrainStage = field(default_factory=TrainStage)
+    # Trials, max steps, planner and workers of both evaluations.
+    eval: EvalStage = field(default_factory=EvalStage)
+    # Also train and evaluate policy B on whole demos with the task instruction.
+    compare_whole_demo: bool = True
