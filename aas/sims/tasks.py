@@ -71,7 +71,7 @@ def list_tasks(suite: str) -> list[TaskSpec]:
     return [get_task(suite, i) for i in range(len(_task_names(suite)))]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def get_task(suite: str, task: int | str) -> TaskSpec:
     """Return one task by index in the suite or by name.
 

@@ -31,6 +31,10 @@ logger = logging.getLogger(__name__)
 
 POSITION_SCALE_M = 0.05
 ROTATION_SCALE_RAD = 0.5
+# Position error (metres) below which the servo integrates, and the bound
+# (metre-frames) on each entry of the integrated error.
+INTEGRAL_ZONE_M = 0.03
+INTEGRAL_LIMIT_M = 0.3
 GRIPPER_OPEN = -1.0
 GRIPPER_CLOSED = 1.0
 
@@ -127,7 +131,11 @@ def servo_action(
     error = np.asarray(target_pos) - eef.pos
     command = error * motion.position_gain
     if integral is not None:
-        integral += error
+        # Integrate only near the target and clamp the sum, so that a long
+        # move does not wind up the integral and overshoot into joint limits.
+        if np.linalg.norm(error) < INTEGRAL_ZONE_M:
+            integral += error
+        np.clip(integral, -INTEGRAL_LIMIT_M, INTEGRAL_LIMIT_M, out=integral)
         command = command + integral * motion.integral_gain
     translation = np.clip(command, -motion.max_speed, motion.max_speed)
     rotation = None
@@ -189,10 +197,14 @@ def move_to(
     if at_pose(env, target_pos, target_quat, tolerance, motion.rotation_tolerance_rad):
         return
     if strict:
-        distance = np.linalg.norm(np.asarray(target_pos) - env.eef_pose().pos)
+        eef = env.eef_pose()
+        distance = np.linalg.norm(np.asarray(target_pos) - eef.pos)
+        turn = 0.0
+        if target_quat is not None:
+            turn = float(np.linalg.norm(rotation_error(eef.quat, target_quat)))
         raise SkillFailure(
             f"end effector did not reach the {target_name} within {budget} steps "
-            f"(still {distance:.3f} m away)"
+            f"(still {distance:.3f} m and {turn:.2f} rad away)"
         )
 
 

@@ -236,7 +236,7 @@ def _place_target(env: LiberoEnv, skill: Skill, name: str) -> str | None:
     for step in (skill.step, skill.next_step):
         if (
             step is not None
-            and step.op in ("place", "stack", "put_in")
+            and step.op in ("place", "stack", "put_in", "push")
             and step.args[:1] == (name,)
         ):
             target = step.args[1]
@@ -630,10 +630,9 @@ class TakeOutSkill(Skill):
 class PushSkill(Skill):
     """Slide an object along the table into a region: ``push(obj, region)``.
 
-    A plate-like object (low and wider than the gripper) is pushed from
-    inside: the closed fingertips come down near its centre and press on the
-    inner side of its rim, so the hand never has to reach past the object.
-    Any other object is pushed from behind, through its centre.
+    An object is pushed from behind with the closed fingertips, through its
+    centre. A plate-like object (low and wider than the gripper) is instead
+    grasped by the rim and carried, see the note in ``act``.
     """
 
     op = "push"
@@ -642,24 +641,27 @@ class PushSkill(Skill):
 
     def act(self, env: LiberoEnv) -> ActionStream:
         obj, region = self.step.args[:2]
+        low, high = env.bounding_box(obj)
+        flat = float(high[2] - low[2]) < 0.03
+        if flat and float(max(high[:2] - low[:2])) > MAX_GRASP_WIDTH_M:
+            # NOTE: a plate tips over its low rim when pushed from inside, and
+            # reaching behind it can run the hand into nearby furniture, so a
+            # plate-like object is taken by the rim and carried instead.
+            yield from grasp_stream(self, env, obj)
+            yield from release_stream(self, env, obj, region)
+            return
+        yield from self._push_from_behind(env, obj, region)
+
+    def _push_from_behind(self, env: LiberoEnv, obj: str, region: str) -> ActionStream:
         motion = self.motion
         quat = _push_quat(env, obj, region)
         low, high = env.bounding_box(obj)
         radius = float(max(high[:2] - low[:2])) / 2
-        inside = float(high[2] - low[2]) < 0.03 and 2 * radius > MAX_GRASP_WIDTH_M
-        if inside:
-            # Fingertips reach 0.013 m below the grip site, so they press on
-            # the plate's floor and drag it; the low rim alone lets them slip over.
-            push_z = float(low[2]) + 0.01
-            lead = radius - 0.025
-        else:
-            push_z = float(low[2]) + 0.012
-            lead = -(radius + 0.025)
+        push_z = float(low[2]) + 0.012
+        lead = -(radius + 0.025)
 
         centre = env.pose(obj).pos[:2]
-        start = centre + _unit(env.pose(region).pos[:2] - centre) * (
-            0.0 if inside else lead
-        )
+        start = centre + _unit(env.pose(region).pos[:2] - centre) * lead
         eef = env.eef_pose().pos
         safe_z = max(eef[2], float(high[2]) + APPROACH_HEIGHT_M)
         yield from move_to(
