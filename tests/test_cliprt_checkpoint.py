@@ -94,8 +94,12 @@ def test_save_load_roundtrip_is_exact(tmp_path):
 
 def test_roundtrip_keeps_config(tmp_path):
     model = _model(chunk_size=4, state_dim=9)
+    model.set_state_statistics(torch.arange(9.0), torch.full((9,), 0.5))
     save_pretrained(model, tmp_path)
-    assert from_pretrained(tmp_path).config == model.config
+    loaded = from_pretrained(tmp_path)
+    assert loaded.config == model.config
+    assert torch.equal(loaded.state_mean, torch.arange(9.0))
+    assert torch.equal(loaded.state_std, torch.full((9,), 0.5))
 
 
 def test_from_pretrained_rejects_missing_folder(tmp_path):

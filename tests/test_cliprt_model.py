@@ -111,3 +111,17 @@ def test_masked_l1_rejects_mask_shape_mismatch():
             torch.zeros(2, 8, 7),
             torch.ones(2, 7, dtype=torch.bool),
         )
+
+
+def test_state_is_normalised_with_stored_statistics():
+    torch.manual_seed(0)
+    model = CLIPRTModel(CLIPRTConfig(model_name=TINY_MODEL_NAME, state_dim=3)).eval()
+    image, text = torch.randn(1, model.embed_dim), torch.randn(1, model.embed_dim)
+    with torch.no_grad():
+        reference = model.decode(image, text, torch.zeros(1, 3))
+        model.set_state_statistics(
+            torch.tensor([1.0, 2.0, 3.0]), torch.tensor([2.0, 0.0, 4.0])
+        )
+        at_mean = model.decode(image, text, torch.tensor([[1.0, 2.0, 3.0]]))
+    assert torch.allclose(reference, at_mean, atol=1e-6)
+    assert model.state_std.tolist() == [2.0, 1.0, 4.0]

@@ -190,6 +190,16 @@ class ShardDataset(Dataset):
         """Demo id of every sample, from its key (``<demo key>__f<frame>``)."""
         return [demo_of_key(key) for key, _ in self.samples]
 
+    def read_state(self, index: int) -> np.ndarray:
+        """Read only the state vector of a sample."""
+        _, members = self.samples[index]
+        if "state.npy" not in members:
+            raise ValueError(f"sample {self.samples[index][0]} has no state.npy")
+        state = np.load(
+            io.BytesIO(self._read(members["state.npy"])), allow_pickle=False
+        )
+        return state.astype(np.float32)
+
     def read_chunk(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Read only the action chunk ``[chunk, action_dim]`` and mask ``[chunk]`` of a sample."""
         _, members = self.samples[index]

@@ -33,6 +33,13 @@ def mean_action(raw: Dataset, indices: list[int]) -> np.ndarray:
     return (total / count).astype(np.float32)
 
 
+def state_statistics(raw: Dataset, indices: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-dimension mean and std ``[state_dim]`` of the states of ``indices``."""
+    reader = getattr(raw, "read_state", None)
+    states = np.stack([reader(i) if reader else raw[i].state for i in indices])
+    return states.mean(axis=0), states.std(axis=0)
+
+
 def _chunk_arrays(raw: Dataset, index: int) -> tuple[np.ndarray, np.ndarray]:
     if hasattr(raw, "read_chunk"):
         return raw.read_chunk(index)

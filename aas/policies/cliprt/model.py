@@ -134,6 +134,10 @@ class CLIPRTModel(nn.Module):
         self.state_proj = (
             nn.Linear(config.state_dim, width) if config.state_dim else None
         )
+        if config.state_dim:
+            # Training-set statistics of the state, saved with the weights.
+            self.register_buffer("state_mean", torch.zeros(config.state_dim))
+            self.register_buffer("state_std", torch.ones(config.state_dim))
         self.head = ActionHead(
             in_dim=config.action_dim * self.embed_dim,
             hidden_dim=self.embed_dim,
@@ -179,9 +183,8 @@ class CLIPRTModel(nn.Module):
                 raise ValueError(
                     f"this model takes a state [batch, {cfg.state_dim}] input"
                 )
-            parts.append(
-                self.state_proj(state.to(context.dtype)).unsqueeze(1).to(cast_dtype)
-            )
+            normalized = (state.to(context.dtype) - self.state_mean) / self.state_std
+            parts.append(self.state_proj(normalized).unsqueeze(1).to(cast_dtype))
         elif state is not None:
             raise ValueError("state given, but the model was built with state_dim=0")
         queries = self.decoder.token_embedding.weight[:1].to(cast_dtype)
@@ -219,6 +222,17 @@ class CLIPRTModel(nn.Module):
         image_embedding = self.encode_image(images)
         instruction_embedding = instruction_embedding.to(image_embedding.dtype)
         return self.decode(image_embedding, instruction_embedding, state)
+
+    def set_state_statistics(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Store the per-dimension state mean and std ``[state_dim]`` used to normalise inputs.
+
+        Dimensions with a std below 1e-6 (constant in the data) keep a std of 1.
+        """
+        if self.state_proj is None:
+            raise ValueError("the model was built with state_dim=0 and takes no state")
+        std = torch.where(std < 1e-6, torch.ones_like(std), std)
+        self.state_mean.copy_(mean)
+        self.state_std.copy_(std)
 
     def freeze_towers(self, image: bool = False, text: bool = False) -> None:
         """Stop gradients into the backbone's image and/or text tower."""

@@ -36,7 +36,12 @@ from aas.policies.cliprt.data import (
     collate_examples,
     split_by_group,
 )
-from aas.policies.cliprt.evaluate import evaluate_l1, mean_action, plot_loss_curve
+from aas.policies.cliprt.evaluate import (
+    evaluate_l1,
+    mean_action,
+    plot_loss_curve,
+    state_statistics,
+)
 from aas.policies.cliprt.model import CLIPRTModel, masked_l1_sum
 from aas.policies.cliprt.sampler import StepBatchSampler
 from aas.policies.cliprt.schedule import build_optimizer, build_scheduler
@@ -241,6 +246,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         cfg.model.state_dim,
     )
 
+    if cfg.model.state_dim:
+        mean, std = state_statistics(raw, train_idx)
+        model.set_state_statistics(torch.from_numpy(mean), torch.from_numpy(std))
+
     optimizer = build_optimizer(
         model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2), cfg.eps
     )
@@ -291,27 +300,25 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     # step, so each distinct instruction is encoded once.
     text_cache = {} if cfg.freeze_text_tower else None
     started = time.perf_counter()
-    step = start_step
     for step, batch in enumerate(loader, start=start_step):
         loss = _train_step(
             wrapped, model, batch, optimizer, cfg, device, ranks, use_bf16, text_cache
         )
+        lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
         done = step + 1
         if ranks.main and (done % cfg.log_every == 0 or done == cfg.steps):
             record = {
                 "step": done,
                 "loss": loss,
-                "lr": optimizer.param_groups[0]["lr"],
+                "lr": lr,
                 "epoch": sampler.epoch_of_step(done),
             }
             records.append(record)
             tracker.log(record)
         if progress is not None:
             progress.update(1)
-            progress.set_postfix(
-                loss=f"{loss:.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}"
-            )
+            progress.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}")
         if done % cfg.save_every == 0 or done == cfg.steps:
             if ranks.main:
                 _save_checkpoint(
