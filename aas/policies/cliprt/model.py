@@ -104,6 +104,8 @@ class CLIPRTModel(nn.Module):
             embedding shared by all query tokens.
         context_proj: ``Linear(embed_dim, width)`` when the two differ, else ``None``.
         state_proj: ``Linear(state_dim, width)`` when proprioception is on.
+        state_mean / state_std: buffers ``[state_dim]`` (proprioception only)
+            that normalise raw states before ``state_proj``.
         head: the residual MLP action head.
         preprocess_train / preprocess_eval: open_clip's image transforms for
             this backbone (PIL image to normalised ``[3, size, size]`` tensor).
@@ -168,7 +170,8 @@ class CLIPRTModel(nn.Module):
         Args:
             image_embedding: ``[batch, embed_dim]``.
             instruction_embedding: ``[batch, embed_dim]``.
-            state: ``[batch, state_dim]``; required exactly when ``state_dim > 0``.
+            state: raw (unnormalised) ``[batch, state_dim]``; required exactly
+                when ``state_dim > 0``.
         """
         cfg = self.config
         batch = image_embedding.shape[0]
