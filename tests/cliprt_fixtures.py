@@ -97,6 +97,7 @@ def write_lerobot_dataset(
         },
         "observation.state": {"dtype": "float32", "shape": (9,), "names": None},
         "action": {"dtype": "float32", "shape": (7,), "names": None},
+        "original_instruction": {"dtype": "string", "shape": (1,), "names": None},
     }
     dataset = LeRobotDataset.create(
         LEROBOT_REPO_ID, fps=20, features=features, root=root, use_videos=False
@@ -111,6 +112,7 @@ def write_lerobot_dataset(
                     ),
                     "observation.state": rng.normal(size=9).astype(np.float32),
                     "action": rng.normal(size=7).astype(np.float32),
+                    "original_instruction": ORIGINAL,
                     "task": INSTRUCTIONS[episode % len(INSTRUCTIONS)],
                 }
             )

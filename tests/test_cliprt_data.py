@@ -111,6 +111,7 @@ def test_lerobot_dataset_gives_masked_chunks(tmp_path):
     assert sample.mask.tolist() == [True, True] + [False] * 6
     assert np.all(sample.actions[2:] == 0)
     assert sample.instruction == INSTRUCTIONS[0]
+    assert sample.original_instruction == ORIGINAL
     assert sample.state.shape == (9,)
     assert dataset.groups()[5] == "episode_000001"
 

@@ -153,6 +153,7 @@ def test_training_from_lerobot_dataset(tmp_path):
         lerobot_repo_id=LEROBOT_REPO_ID,
         lerobot_root=str(root),
         steps=2,
+        instruction_mode="mix",
         model=CLIPRTConfig(model_name=TINY_MODEL_NAME, eval_resize=None, state_dim=9),
     )
     result = train(config)

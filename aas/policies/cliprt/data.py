@@ -260,8 +260,8 @@ class LeRobotChunkDataset(Dataset):
             contains "agentview" or "image".
         action_key / state_key: feature names of actions and state.
         chunk_size: actions per chunk (frames at the dataset's fps).
-        original_instruction_key: optional per-frame feature with the demo's
-            full instruction.
+        original_instruction_key: per-frame string feature with the demo's
+            full instruction, used when the dataset has it.
         flip: rotate images by 180 degrees (for exports of raw LIBERO renders).
     """
 
@@ -273,7 +273,7 @@ class LeRobotChunkDataset(Dataset):
         action_key: str = "action",
         state_key: str | None = None,
         chunk_size: int = 8,
-        original_instruction_key: str | None = None,
+        original_instruction_key: str | None = "original_instruction",
         flip: bool = False,
     ) -> None:
         from lerobot.datasets.lerobot_dataset import (
@@ -289,7 +289,13 @@ class LeRobotChunkDataset(Dataset):
         self.image_key = image_key or _pick_camera(meta.camera_keys, repo_id)
         self.action_key = action_key
         self.state_key = state_key
-        self.original_instruction_key = original_instruction_key
+        # The exporter's feature with the demo's task instruction; datasets
+        # without it have no original instruction.
+        self.original_instruction_key = (
+            original_instruction_key
+            if original_instruction_key in meta.features
+            else None
+        )
         self.flip = flip
         offsets = [k / meta.fps for k in range(chunk_size)]
         self.dataset = LeRobotDataset(
@@ -310,11 +316,10 @@ class LeRobotChunkDataset(Dataset):
         state = (
             item[self.state_key].numpy().astype(np.float32) if self.state_key else None
         )
-        original = (
-            str(item.get(self.original_instruction_key, ""))
-            if self.original_instruction_key
-            else ""
-        )
+        original = ""
+        if self.original_instruction_key:
+            value = item[self.original_instruction_key]
+            original = str(value[0] if isinstance(value, (list, tuple)) else value)
         episode = int(item["episode_index"])
         return RawSample(
             key=f"episode_{episode:06d}/frame_{int(item['frame_index']):04d}",
