@@ -23,15 +23,30 @@ LONG_TEXT = Path(sysconfig.get_paths()["purelib"]) / (
 def base_parser(description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    parser.add_argument("--chunk_tokens", type=int, default=64, help="tokens per forward pass")
-    parser.add_argument("--threshold", type=float, default=0.1, help="FreezeConfig.threshold")
-    parser.add_argument("--freeze_steps", type=float, default=8.0, help="FreezeConfig.freeze_steps (k)")
-    parser.add_argument("--recent_tokens", type=int, default=256, help="FreezeConfig.recent_tokens")
-    parser.add_argument("--score_queries", type=int, default=64, help="FreezeConfig.score_queries")
     parser.add_argument(
-        "--entropy_percentile", type=float, default=None, help="FreezeConfig.entropy_percentile"
+        "--chunk_tokens", type=int, default=64, help="tokens per forward pass"
     )
-    parser.add_argument("--model", default="smollm2", help="'smollm2' or a local model folder")
+    parser.add_argument(
+        "--threshold", type=float, default=0.1, help="FreezeConfig.threshold"
+    )
+    parser.add_argument(
+        "--freeze_steps", type=float, default=8.0, help="FreezeConfig.freeze_steps (k)"
+    )
+    parser.add_argument(
+        "--recent_tokens", type=int, default=256, help="FreezeConfig.recent_tokens"
+    )
+    parser.add_argument(
+        "--score_queries", type=int, default=64, help="FreezeConfig.score_queries"
+    )
+    parser.add_argument(
+        "--entropy_percentile",
+        type=float,
+        default=None,
+        help="FreezeConfig.entropy_percentile",
+    )
+    parser.add_argument(
+        "--model", default="smollm2", help="'smollm2' or a local model folder"
+    )
     return parser
 
 

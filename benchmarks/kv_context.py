@@ -12,27 +12,41 @@ kv_active_size.png.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
+from kv_common import (
+    LONG_TEXT,
+    RESULTS_DIR,
+    base_parser,
+    freeze_config,
+    settings,
+    setup,
+    write_result,
+)
 
-from kv_common import LONG_TEXT, RESULTS_DIR, base_parser, freeze_config, settings, setup, write_result  # noqa: E402
-
-from aas.policies.kv.harness import close_cache, feed_context, fit_exponent, make_cache  # noqa: E402
+from aas.policies.kv.harness import close_cache, feed_context, fit_exponent, make_cache
 
 
 def main() -> None:
     parser = base_parser(__doc__.splitlines()[0])
-    parser.add_argument("--context", type=int, default=4096, help="context length in tokens")
-    parser.add_argument("--text", default=str(LONG_TEXT), help="long natural-language text file")
+    parser.add_argument(
+        "--context", type=int, default=4096, help="context length in tokens"
+    )
+    parser.add_argument(
+        "--text", default=str(LONG_TEXT), help="long natural-language text file"
+    )
     args = parser.parse_args()
     lm = setup(args)
-    text = open(args.text, encoding="utf-8").read()
+    text = Path(args.text).read_text(encoding="utf-8")
     ids = lm.tokenizer(text, return_tensors="pt").input_ids[:, : args.context]
     if ids.shape[1] < args.context:
-        raise SystemExit(f"{args.text} has only {ids.shape[1]} tokens, fewer than --context")
+        raise SystemExit(
+            f"{args.text} has only {ids.shape[1]} tokens, fewer than --context"
+        )
 
     runs = {}
     for kind in ("dynamic", "freeze", "sink_window"):
@@ -52,17 +66,31 @@ def main() -> None:
             runs[kind]["moved_bytes_to_host"] = cache.bytes_to_host
             runs[kind]["moved_bytes_to_device"] = cache.bytes_to_device
             runs[kind]["exponent"] = fit_exponent(run.seen, run.active)
-        print(kind, f"ppl={runs[kind]['perplexity']:.3f}", f"active={run.active[-1]}", f"{run.seconds:.1f}s")
+        print(
+            kind,
+            f"ppl={runs[kind]['perplexity']:.3f}",
+            f"active={run.active[-1]}",
+            f"{run.seconds:.1f}s",
+        )
 
     freeze, full = runs["freeze"], runs["dynamic"]
     summary = {
         "active_reduction_at_end": 1 - freeze["active"][-1] / full["active"][-1],
         "freeze_exponent": freeze["exponent"],
         "perplexity_ratio_freeze": freeze["perplexity"] / full["perplexity"],
-        "perplexity_ratio_sink_window": runs["sink_window"]["perplexity"] / full["perplexity"],
+        "perplexity_ratio_sink_window": runs["sink_window"]["perplexity"]
+        / full["perplexity"],
     }
     print(summary)
-    write_result("kv_context", {"settings": settings(args), "text": args.text, "runs": runs, "summary": summary})
+    write_result(
+        "kv_context",
+        {
+            "settings": settings(args),
+            "text": args.text,
+            "runs": runs,
+            "summary": summary,
+        },
+    )
 
     figure, axis = plt.subplots(figsize=(6, 4))
     for kind, run in runs.items():

@@ -12,7 +12,14 @@ from __future__ import annotations
 
 import statistics
 
-from kv_common import LONG_TEXT, base_parser, freeze_config, settings, setup, write_result
+from kv_common import (
+    LONG_TEXT,
+    base_parser,
+    freeze_config,
+    settings,
+    setup,
+    write_result,
+)
 
 from aas.policies.kv.harness import close_cache, feed_context, greedy_decode, make_cache
 
@@ -23,14 +30,16 @@ def main() -> None:
     parser.add_argument("--decode_tokens", type=int, default=64)
     args = parser.parse_args()
     lm = setup(args)
-    ids = lm.tokenizer(LONG_TEXT.read_text(encoding="utf-8"), return_tensors="pt").input_ids
+    ids = lm.tokenizer(
+        LONG_TEXT.read_text(encoding="utf-8"), return_tensors="pt"
+    ).input_ids
     ids = ids[:, : args.context]
     runs = {}
     budget = None
     for kind in ("dynamic", "freeze", "sink_window", "offloaded"):
         try:
             cache = make_cache(kind, lm.model, freeze_config(args), budget=budget)
-        except Exception as exc:  # the offloaded cache needs CUDA in transformers 5.5.4
+        except RuntimeError as exc:  # the offloaded cache needs CUDA in transformers 5.5.4
             runs[kind] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}"}
             print(kind, runs[kind]["error"])
             continue
@@ -52,7 +61,9 @@ def main() -> None:
         if "median_seconds_per_token" in run
     }
     print(summary)
-    write_result("kv_decode", {"settings": settings(args), "runs": runs, "summary": summary})
+    write_result(
+        "kv_decode", {"settings": settings(args), "runs": runs, "summary": summary}
+    )
 
 
 if __name__ == "__main__":

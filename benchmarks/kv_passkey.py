@@ -32,7 +32,13 @@ def build_prompt(tokenizer, length: int, depth: float, key: int):
     fixed = len(tokenizer(INTRO + NEEDLE.format(key=key) + QUESTION).input_ids)
     repeats = max(1, (length - fixed) // len(tokenizer(FILLER).input_ids))
     before = int(repeats * depth)
-    text = INTRO + FILLER * before + NEEDLE.format(key=key) + FILLER * (repeats - before) + QUESTION
+    text = (
+        INTRO
+        + FILLER * before
+        + NEEDLE.format(key=key)
+        + FILLER * (repeats - before)
+        + QUESTION
+    )
     return tokenizer(text, return_tensors="pt").input_ids
 
 
@@ -52,13 +58,20 @@ def main() -> None:
             depth = (case + 0.5) / args.cases
             key = rng.randint(10000, 99999)
             ids = build_prompt(lm.tokenizer, length, depth, key)
-            record = {"length": length, "tokens": ids.shape[1], "depth": depth, "key": key}
+            record = {
+                "length": length,
+                "tokens": ids.shape[1],
+                "depth": depth,
+                "key": key,
+            }
             budget = None
             for kind in ("dynamic", "freeze", "sink_window"):
                 started = time.perf_counter()
                 cache = make_cache(kind, lm.model, freeze_config(args), budget=budget)
                 run = feed_context(lm.model, cache, ids, args.chunk_tokens)
-                tokens, _ = greedy_decode(lm.model, cache, run.last_logits, args.decode_tokens)
+                tokens, _ = greedy_decode(
+                    lm.model, cache, run.last_logits, args.decode_tokens
+                )
                 close_cache(cache)
                 answer = lm.tokenizer.decode(tokens)
                 if kind == "freeze":
@@ -70,8 +83,20 @@ def main() -> None:
                     "seconds": time.perf_counter() - started,
                 }
             results.append(record)
-            print(length, case, {k: record[k]["correct"] for k in ("dynamic", "freeze", "sink_window")}, flush=True)
-            write_result("kv_passkey", {"settings": settings(args), "cases": results, "summary": summarize(results)})
+            print(
+                length,
+                case,
+                {k: record[k]["correct"] for k in ("dynamic", "freeze", "sink_window")},
+                flush=True,
+            )
+            write_result(
+                "kv_passkey",
+                {
+                    "settings": settings(args),
+                    "cases": results,
+                    "summary": summarize(results),
+                },
+            )
     print(summarize(results))
 
 

@@ -46,7 +46,9 @@ def prompt_ids(length: int = PROMPT, seed: int = 1) -> torch.Tensor:
 
 def freeze_all_config(**overrides) -> FreezeConfig:
     """Uniform attention with threshold > 1 freezes every eligible token."""
-    settings = dict(sink_tokens=2, recent_tokens=4, score_queries=1, threshold=1.5, freeze_steps=2.0)
+    settings = dict(
+        sink_tokens=2, recent_tokens=4, score_queries=1, threshold=1.5, freeze_steps=2.0
+    )
     settings.update(overrides)
     return FreezeConfig(**settings)
 
@@ -69,7 +71,9 @@ def test_disabled_freeze_matches_dynamic_prefill_and_decode():
     reference = model(ids, past_key_values=dynamic).logits
     candidate = model(ids, past_key_values=frozen).logits
     assert torch.equal(reference, candidate)
-    for a, b in zip(decode(model, dynamic, reference, 6), decode(model, frozen, candidate, 6)):
+    for a, b in zip(
+        decode(model, dynamic, reference, 6), decode(model, frozen, candidate, 6)
+    ):
         assert torch.equal(a, b)
     assert frozen.get_seq_length() == dynamic.get_seq_length()
 
@@ -112,17 +116,25 @@ def test_recomputed_scores_match_eager_weights():
     def capture(name):
         def hook(module, args, kwargs, output):
             keys = kwargs["past_key_values"].layers[module.layer_idx].keys
-            captured[name] = recent_attention(module, kwargs, output, keys, max_queries=5)
+            captured[name] = recent_attention(
+                module, kwargs, output, keys, max_queries=5
+            )
 
         return hook
 
     ids = prompt_ids()
-    eager.model.layers[1].self_attn.register_forward_hook(capture("eager"), with_kwargs=True)
-    sdpa.model.layers[1].self_attn.register_forward_hook(capture("sdpa"), with_kwargs=True)
+    eager.model.layers[1].self_attn.register_forward_hook(
+        capture("eager"), with_kwargs=True
+    )
+    sdpa.model.layers[1].self_attn.register_forward_hook(
+        capture("sdpa"), with_kwargs=True
+    )
     eager(ids, past_key_values=DynamicCache())
     sdpa(ids, past_key_values=DynamicCache())
     assert captured["eager"].shape == (1, 4, 5, PROMPT)
-    torch.testing.assert_close(captured["sdpa"], captured["eager"], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        captured["sdpa"], captured["eager"], rtol=1e-4, atol=1e-5
+    )
 
 
 @torch.no_grad()
@@ -208,7 +220,9 @@ def test_entropy_spike_thaws_all_frozen_tokens():
 @torch.no_grad()
 def test_entropy_spike_thaws_most_recently_frozen_first():
     model = uniform_attention_model()
-    config = freeze_all_config(entropy_threshold=0.0, recovery_tokens=2, recent_tokens=1)
+    config = freeze_all_config(
+        entropy_threshold=0.0, recovery_tokens=2, recent_tokens=1
+    )
     cache = FreezeCache(model, config)
     cache.config.entropy_threshold = None  # freeze without recovery first
     logits = model(prompt_ids(), past_key_values=cache).logits

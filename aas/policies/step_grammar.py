@@ -68,16 +68,26 @@ class StepGrammar(LogitsProcessor):
         return self._encoded[text]
 
     def _refresh(self) -> None:
-        steps = [] if len(self.steps) >= self.max_steps else list(self.candidates(self.steps))
+        steps = (
+            []
+            if len(self.steps) >= self.max_steps
+            else list(self.candidates(self.steps))
+        )
         self._options = [(step, self._encode(step_text(step))) for step in steps]
         if not steps or self.allow_done(self.steps):
             self._options.append((None, self._encode(DONE + "\n")))
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+    def __call__(
+        self, input_ids: torch.LongTensor, scores: torch.FloatTensor
+    ) -> torch.FloatTensor:
         if input_ids.shape[0] != 1:
-            raise ValueError(f"StepGrammar supports batch size 1, got {input_ids.shape[0]}")
+            raise ValueError(
+                f"StepGrammar supports batch size 1, got {input_ids.shape[0]}"
+            )
         line = input_ids[0, self._line_start :].tolist()
-        matching = [(step, ids) for step, ids in self._options if ids[: len(line)] == line]
+        matching = [
+            (step, ids) for step, ids in self._options if ids[: len(line)] == line
+        ]
         complete = [(step, ids) for step, ids in matching if len(ids) == len(line)]
         if complete:
             step = complete[0][0]

@@ -4,4 +4,10 @@ from aas.policies.kv.freeze import FreezeCache, FreezeConfig, StepStats
 from aas.policies.kv.layer import PartialLayer
 from aas.policies.kv.sink_window import SinkWindowCache
 
-__all__ = ["FreezeCache", "FreezeConfig", "PartialLayer", "SinkWindowCache", "StepStats"]
+__all__ = [
+    "FreezeCache",
+    "FreezeConfig",
+    "PartialLayer",
+    "SinkWindowCache",
+    "StepStats",
+]

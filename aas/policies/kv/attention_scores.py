@@ -87,7 +87,9 @@ def recent_attention(
 
     # Query i of the last n attends to every cached key and to the new keys up to itself.
     kv = keys.shape[-2]
-    query_index = torch.arange(num_new - n, num_new, device=keys.device) + (kv - num_new)
+    query_index = torch.arange(num_new - n, num_new, device=keys.device) + (
+        kv - num_new
+    )
     key_index = torch.arange(kv, device=keys.device)
     future = key_index[None, :] > query_index[:, None]
     scores = scores.masked_fill(future, float("-inf"))

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import math
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -48,24 +47,38 @@ class FreezeConfig:
     freeze_steps: float = 8.0  # k: the c-th freeze lasts ceil(k * sqrt(c)) steps
     head_reduction: str = "mean"  # how to combine heads: mean or max
     layer_reduction: str = "mean"  # how to combine layers: mean or max
-    entropy_threshold: float | None = None  # nats; thaw when next-token entropy exceeds it
-    entropy_percentile: float | None = None  # 0-100; or when it exceeds this running percentile
+    entropy_threshold: float | None = (
+        None  # nats; thaw when next-token entropy exceeds it
+    )
+    entropy_percentile: float | None = (
+        None  # 0-100; or when it exceeds this running percentile
+    )
     entropy_history: int = 256  # steps kept for the running percentile
     entropy_min_history: int = 16  # steps needed before the percentile trigger can fire
-    recovery: str = "recent"  # on a spike thaw the most recently frozen ("recent") or "all"
+    recovery: str = (
+        "recent"  # on a spike thaw the most recently frozen ("recent") or "all"
+    )
     recovery_tokens: int = 64  # tokens thawed per spike in "recent" mode
     host_device: str = "cpu"  # where frozen keys and values are kept
 
     def __post_init__(self) -> None:
         for name in ("sink_tokens", "recent_tokens", "recovery_tokens"):
             if getattr(self, name) < 0:
-                raise ValueError(f"FreezeConfig.{name} must be >= 0, got {getattr(self, name)}")
+                raise ValueError(
+                    f"FreezeConfig.{name} must be >= 0, got {getattr(self, name)}"
+                )
         if self.score_queries < 1:
-            raise ValueError(f"FreezeConfig.score_queries must be >= 1, got {self.score_queries}")
+            raise ValueError(
+                f"FreezeConfig.score_queries must be >= 1, got {self.score_queries}"
+            )
         if self.freeze_steps <= 0:
-            raise ValueError(f"FreezeConfig.freeze_steps must be > 0, got {self.freeze_steps}")
+            raise ValueError(
+                f"FreezeConfig.freeze_steps must be > 0, got {self.freeze_steps}"
+            )
         if self.threshold < 0:
-            raise ValueError(f"FreezeConfig.threshold must be >= 0, got {self.threshold}")
+            raise ValueError(
+                f"FreezeConfig.threshold must be >= 0, got {self.threshold}"
+            )
         for name in ("head_reduction", "layer_reduction"):
             if getattr(self, name) not in REDUCTIONS:
                 raise ValueError(
@@ -75,7 +88,10 @@ class FreezeConfig:
             raise ValueError(
                 f"FreezeConfig.recovery must be one of {RECOVERY_MODES}, got {self.recovery!r}"
             )
-        if self.entropy_percentile is not None and not 0 <= self.entropy_percentile <= 100:
+        if (
+            self.entropy_percentile is not None
+            and not 0 <= self.entropy_percentile <= 100
+        ):
             raise ValueError(
                 f"FreezeConfig.entropy_percentile must be in [0, 100], got {self.entropy_percentile}"
             )
@@ -108,12 +124,24 @@ class StepStats:
 class _TokenBook:
     """Per-token state indexed by logical position, shared by all layers."""
 
-    active: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
-    frozen: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
-    freeze_count: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
-    thaw_step: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
-    frozen_step: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
-    eligible_from: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
+    active: torch.Tensor = field(
+        default_factory=lambda: torch.zeros(0, dtype=torch.long)
+    )
+    frozen: torch.Tensor = field(
+        default_factory=lambda: torch.zeros(0, dtype=torch.long)
+    )
+    freeze_count: torch.Tensor = field(
+        default_factory=lambda: torch.zeros(0, dtype=torch.long)
+    )
+    thaw_step: torch.Tensor = field(
+        default_factory=lambda: torch.zeros(0, dtype=torch.long)
+    )
+    frozen_step: torch.Tensor = field(
+        default_factory=lambda: torch.zeros(0, dtype=torch.long)
+    )
+    eligible_from: torch.Tensor = field(
+        default_factory=lambda: torch.zeros(0, dtype=torch.long)
+    )
 
     @property
     def seen(self) -> int:
@@ -161,11 +189,15 @@ class FreezeCache(Cache):
     use batch size 1 (or unpadded batches) with freezing enabled.
     """
 
-    def __init__(self, model: nn.Module | None = None, config: FreezeConfig | None = None):
+    def __init__(
+        self, model: nn.Module | None = None, config: FreezeConfig | None = None
+    ):
         super().__init__(layer_class_to_replicate=PartialLayer)
         self.config = config or FreezeConfig()
         if self.config.enabled and model is None:
-            raise ValueError("FreezeCache with freezing enabled needs the model to attach its hooks")
+            raise ValueError(
+                "FreezeCache with freezing enabled needs the model to attach its hooks"
+            )
         self.book = _TokenBook()
         self.frozen_keys: list[torch.Tensor | None] = []
         self.frozen_values: list[torch.Tensor | None] = []
@@ -187,7 +219,9 @@ class FreezeCache(Cache):
 
     def _attach(self, model: nn.Module) -> None:
         attention_modules = [
-            m for m in model.modules() if hasattr(m, "q_proj") and hasattr(m, "layer_idx")
+            m
+            for m in model.modules()
+            if hasattr(m, "q_proj") and hasattr(m, "layer_idx")
         ]
         if self.config.enabled and not attention_modules:
             raise ValueError(
@@ -198,7 +232,9 @@ class FreezeCache(Cache):
             self._hooks.append(
                 module.register_forward_hook(self._on_attention, with_kwargs=True)
             )
-        self._hooks.append(model.register_forward_hook(self._on_forward, with_kwargs=True))
+        self._hooks.append(
+            model.register_forward_hook(self._on_forward, with_kwargs=True)
+        )
 
     def close(self) -> None:
         """Remove the hooks from the model."""
@@ -215,7 +251,9 @@ class FreezeCache(Cache):
     # Cache interface.
 
     def update(self, key_states, value_states, layer_idx, *args, **kwargs):
-        keys, values = super().update(key_states, value_states, layer_idx, *args, **kwargs)
+        keys, values = super().update(
+            key_states, value_states, layer_idx, *args, **kwargs
+        )
         while len(self.frozen_keys) <= layer_idx:
             self.frozen_keys.append(None)
             self.frozen_values.append(None)
@@ -273,7 +311,9 @@ class FreezeCache(Cache):
         if kwargs.get("past_key_values") is not self or not self.config.enabled:
             return
         keys = self.layers[module.layer_idx].keys
-        weights = recent_attention(module, kwargs, output, keys, self.config.score_queries)
+        weights = recent_attention(
+            module, kwargs, output, keys, self.config.score_queries
+        )
         received = _reduce(weights.sum(dim=2), self.config.head_reduction, dim=1)
         self._layer_mass.append(received.mean(0).cpu())
         self._rows = weights.shape[2]
@@ -337,7 +377,10 @@ class FreezeCache(Cache):
     def _entropy_spike(self, entropy: float | None) -> bool:
         if entropy is None or not self.num_frozen:
             return False
-        if self.config.entropy_threshold is not None and entropy > self.config.entropy_threshold:
+        if (
+            self.config.entropy_threshold is not None
+            and entropy > self.config.entropy_threshold
+        ):
             return True
         if (
             self.config.entropy_percentile is not None
@@ -378,7 +421,9 @@ class FreezeCache(Cache):
                 self.frozen_keys[i], self.frozen_values[i] = keys, values
             else:
                 self.frozen_keys[i] = torch.cat([self.frozen_keys[i], keys], dim=-2)
-                self.frozen_values[i] = torch.cat([self.frozen_values[i], values], dim=-2)
+                self.frozen_values[i] = torch.cat(
+                    [self.frozen_values[i], values], dim=-2
+                )
 
         moved = self.book.active[is_chosen]
         self.book.active = self.book.active[~is_chosen]
@@ -421,8 +466,12 @@ class FreezeCache(Cache):
         if self.config.recovery == "all":
             chosen = frozen
         else:
-            order = torch.argsort(self.book.frozen_step[frozen], descending=True, stable=True)
+            order = torch.argsort(
+                self.book.frozen_step[frozen], descending=True, stable=True
+            )
             chosen = frozen[order[: self.config.recovery_tokens]]
         self.thaw(chosen)
-        logger.debug("entropy spike at step %d: thawed %d tokens", self.step, len(chosen))
+        logger.debug(
+            "entropy spike at step %d: thawed %d tokens", self.step, len(chosen)
+        )
         return len(chosen)

@@ -53,7 +53,9 @@ class SinkWindowCache(Cache):
                 f"SinkWindowCache needs 0 <= sink_tokens < budget, got sink_tokens={sink_tokens}, "
                 f"budget={budget}"
             )
-        super().__init__(layer_class_to_replicate=lambda: SinkWindowLayer(budget, sink_tokens))
+        super().__init__(
+            layer_class_to_replicate=lambda: SinkWindowLayer(budget, sink_tokens)
+        )
         self.budget = budget
         self.sink_tokens = sink_tokens
 
