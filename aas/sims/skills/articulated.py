@@ -22,10 +22,11 @@ and raises ``SkillFailure`` when the joint did not get there.
   twists out of the fingers first, the closed gripper pushes the inner face
   near the free edge.
 
-NOTE: opening LIBERO's microwave still fails. The pull stalls between -0.8
-and -1.05 rad, short of the -1.3 rad threshold, and the inner face is then
-out of reach from above. Drawer and knob skills and closing the door reach
-their predicates.
+NOTE: a bottom drawer cannot be opened yet. Its handle sits about 4 cm above
+the table, and the horizontal hand, 0.2 m wide along the finger axis, hits
+the table before the fingers reach the bar. Opening LIBERO's microwave also
+still fails: the pull stalls between -0.8 and -1.05 rad, short of the
+-1.3 rad threshold, and the inner face is then out of reach from above.
 """
 
 from __future__ import annotations
@@ -104,6 +105,7 @@ PUSH_STANDOFF_M = 0.07
 PUSH_CONTACT_M = 0.022
 PUSH_OVERSHOOT_M = 0.015
 PUSH_STEPS = 120
+PUSH_TILT_DEG = 30.0
 
 # Door closing: the pressing point on the panel, the finger clearance from the
 # outer face and how far into the panel each step aims.
@@ -129,7 +131,7 @@ DOOR_INNER_PUSH_FRACTION = 0.85
 # the predicate's threshold and how far the gripper turns per step.
 KNOB_GRASP_RAISE_M = 0.005
 KNOB_TURN_MARGIN_RAD = 0.3
-KNOB_TURN_STEPS = 80
+KNOB_TURN_STEPS = 140
 KNOB_TURN_GAIN = 0.8
 KNOB_APPROACH_HEIGHT_M = 0.08
 
@@ -347,7 +349,11 @@ def close_drawer(skill: Skill, env: LiberoEnv, art: Articulation) -> ActionStrea
     axis = joint_axis(env, art)
     outward = horizontal_unit(art.open_sign * axis)
     handle = geom_position(env, drawer_handle(env, art))
-    quat = nearest_gripper_quat(env, DOWN, np.cross(UP, outward))
+    # Leaning the fingertips forward keeps the hand behind and above them, clear
+    # of the handle of the drawer above when the pushed drawer is nearly shut.
+    tilt = np.deg2rad(PUSH_TILT_DEG)
+    approach = DOWN * np.cos(tilt) - outward * np.sin(tilt)
+    quat = nearest_gripper_quat(env, approach, np.cross(UP, outward))
     start = handle + outward * PUSH_STANDOFF_M + UP * 0.005
     safe_z = max(env.eef_pose().pos[2], handle[2] + SAFE_HEIGHT_M)
 
@@ -649,7 +655,10 @@ def turn_knob(
         + ridge_axis * float((anchor - centre) @ ridge_axis)
         + UP * KNOB_GRASP_RAISE_M
     )
-    quat = nearest_gripper_quat(env, DOWN, np.cross(UP, ridge_axis))
+    threshold = _switch_threshold(env, art, on)
+    toward = art.open_sign if on else -art.open_sign
+    goal = threshold + toward * KNOB_TURN_MARGIN_RAD
+    quat = _knob_grasp_quat(env, art, np.cross(UP, ridge_axis), goal)
     above = grasp + UP * KNOB_APPROACH_HEIGHT_M
     safe_z = max(env.eef_pose().pos[2], above[2])
 
@@ -675,9 +684,6 @@ def turn_knob(
     _check_reached(env, grasp, f"turn({art.target}): the knob")
     yield from close_gripper(env, motion, quat)
 
-    threshold = _switch_threshold(env, art, on)
-    toward = art.open_sign if on else -art.open_sign
-    goal = threshold + toward * KNOB_TURN_MARGIN_RAD
     yield from _rotate_about_joint(
         env,
         art,
@@ -701,6 +707,28 @@ def turn_knob(
         motion,
         max_steps=30,
         strict=False,
+    )
+
+
+def _knob_grasp_quat(
+    env: LiberoEnv, art: Articulation, finger: np.ndarray, goal: float
+) -> np.ndarray:
+    """Pick the finger sign that keeps the turn centred on the home yaw.
+
+    A turn of up to 2.1 rad that starts from the nearer sign can run the
+    wrist into its joint limit, so the choice looks at the middle of the turn.
+    """
+    import robosuite.utils.transform_utils as T
+
+    half_turn = T.axisangle2quat(
+        joint_axis(env, art) * (goal - joint_position(env, art)) / 2
+    )
+    candidates = [gripper_quat(DOWN, finger), gripper_quat(DOWN, -finger)]
+    return min(
+        candidates,
+        key=lambda q: float(
+            np.linalg.norm(rotation_error(HOME_QUAT, T.quat_multiply(half_turn, q)))
+        ),
     )
 
 
