@@ -14,6 +14,7 @@ import os
 import sys
 
 import draccus
+from draccus.utils import DecodingError, ParsingError
 
 COMMANDS = {
     "demo": "generate, segment and validate a few demos of a default LIBERO task",
@@ -47,6 +48,14 @@ def _load(name: str):
         raise
 
 
+def _root_cause(exc: BaseException) -> str:
+    # draccus wraps the ValueError of a config's __post_init__ in a ParsingError
+    # whose own text only says the class could not be built.
+    while exc.__cause__ is not None or exc.__context__ is not None:
+        exc = exc.__cause__ or exc.__context__
+    return str(exc)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -65,7 +74,13 @@ def main(argv: list[str] | None = None) -> int:
     positional = getattr(module, "POSITIONAL", None)
     if positional and rest and not rest[0].startswith("-"):
         rest = [f"--{positional}={rest[0]}", *rest[1:]]
-    cfg = draccus.parse(config_class=module.Config, args=rest, prog=f"aas {name}")
+    try:
+        cfg = draccus.parse(config_class=module.Config, args=rest, prog=f"aas {name}")
+    except (ParsingError, DecodingError, FileNotFoundError, ValueError) as exc:
+        if os.environ.get("AAS_DEBUG"):
+            raise
+        print(f"aas {name}: invalid configuration: {_root_cause(exc)}", file=sys.stderr)
+        return 2
     try:
         return int(module.run(cfg) or 0)
     except (OSError, ValueError, KeyError) as exc:
