@@ -347,6 +347,13 @@ def dumps_line(record: dict[str, Any]) -> str:
     return json.dumps(record, sort_keys=True, ensure_ascii=False)
 
 
+def default_file_mode() -> int:
+    """Return the mode ``open()`` would give a new file under the current umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def write_atomic(path: str | os.PathLike, text: str | bytes) -> None:
     """Write ``text`` to ``path`` through a temporary file and a rename.
 
@@ -358,6 +365,8 @@ def write_atomic(path: str | os.PathLike, text: str | bytes) -> None:
     mode = "wb" if isinstance(text, bytes) else "w"
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp creates 0600 files; give the result the usual umask-based mode.
+        os.chmod(tmp, default_file_mode())
         with os.fdopen(fd, mode, **({} if mode == "wb" else {"encoding": "utf-8"})) as f:
             f.write(text)
             f.flush()
@@ -375,14 +384,27 @@ def write_segmentations(path: str | os.PathLike, items: Iterable[Segmentation]) 
     write_atomic(path, text)
 
 
-def read_segmentations(path: str | os.PathLike) -> list[Segmentation]:
+def read_segmentations(
+    path: str | os.PathLike, skipped: list[str] | None = None
+) -> list[Segmentation]:
     """Read a JSON Lines file of segmentations.
 
+    Args:
+        path: the ``segments.jsonl`` file.
+        skipped: when given, an unreadable line is skipped and its message
+            (file, line number, reason) appended here instead of raised, so
+            one torn line does not lose the other records.
+
     Raises:
-        ValueError: a line is not valid JSON or lacks a required field; the
-            message names the file and line number.
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: a line is not valid JSON or lacks a required field and
+            ``skipped`` is None; the message names the file and line number.
     """
     path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"segmentation file {path} not found; write it with `aas segment --output_dir=...`"
+        )
     result = []
     with path.open(encoding="utf-8") as f:
         for lineno, line in enumerate(f, start=1):
@@ -391,10 +413,13 @@ def read_segmentations(path: str | os.PathLike) -> list[Segmentation]:
             try:
                 result.append(Segmentation.from_dict(json.loads(line)))
             except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-                raise ValueError(
+                message = (
                     f"{path}:{lineno}: invalid segmentation record ({exc}); "
                     "regenerate the file with `aas segment`"
-                ) from exc
+                )
+                if skipped is None:
+                    raise ValueError(message) from exc
+                skipped.append(message)
     return result
 
 

@@ -67,13 +67,17 @@ def validate_segmentations(
     segments_path: str | Path,
     input_path: str | Path | None = None,
     config: ValidationConfig | None = None,
+    skipped: list[str] | None = None,
 ) -> list[ValidationReport]:
     """Validate every segmentation in ``segments_path`` against its plan and demo.
 
     A segmentation whose demo is not found is still checked by the
-    structural rules, and its physical rules are reported as skipped.
+    structural rules, and its physical rules are reported as skipped. With
+    ``skipped``, unreadable lines are listed there and the rest validated.
     """
-    segmentations = read_segmentations(segments_path)
+    segmentations = read_segmentations(segments_path, skipped=skipped)
+    for message in skipped or []:
+        logger.warning("skipped record: %s", message)
     demos = _load_demos(segmentations, input_path)
     reports = []
     for segmentation in segmentations:
@@ -129,8 +133,11 @@ def run(cfg: Config) -> int:
         )
     out = prepare_output_dir(cfg.output_dir, overwrite=cfg.overwrite, resume=cfg.resume)
     save_config(cfg, out)
-    reports = validate_segmentations(cfg.segments, cfg.input or None, cfg.validation)
-    write_json(out / RESULT_FILE, summarize_reports(reports))
+    skipped: list[str] = []
+    reports = validate_segmentations(
+        cfg.segments, cfg.input or None, cfg.validation, skipped=skipped
+    )
+    write_json(out / RESULT_FILE, {**summarize_reports(reports), "skipped_records": skipped})
     print(format_validation_table(reports))
     if cfg.fail_on_invalid and not all(r.passed for r in reports):
         return 1

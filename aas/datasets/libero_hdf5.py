@@ -32,6 +32,7 @@ import h5py
 import numpy as np
 
 from aas.demo import ACTIONS, REQUIRED_DATASETS, Demo
+from aas.schema import default_file_mode
 
 logger = logging.getLogger(__name__)
 
@@ -401,6 +402,7 @@ def write_demo_file(
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, default_file_mode())
     try:
         with h5py.File(tmp, "w") as f:
             data = f.create_group("data")

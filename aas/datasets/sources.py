@@ -96,7 +96,11 @@ def load_segmentations(paths: Iterable[str | Path]) -> dict[str, Segmentation]:
     origin: dict[str, Path] = {}
     for path in paths:
         path = Path(path)
-        for segmentation in read_segmentations(path):
+        skipped: list[str] = []
+        segmentations = read_segmentations(path, skipped=skipped)
+        for message in skipped:
+            logger.warning("skipped record: %s", message)
+        for segmentation in segmentations:
             key = segmentation.demo_key
             if key in result:
                 raise ValueError(
