@@ -153,7 +153,10 @@ def test_export_runs_validation_without_verdict_file(tmp_path, demos_dir):
         s.demo_key: validate(s, plan, demo=demos[s.demo_key]).passed
         for s in segmentations
     }
-    assert run(config(tmp_path, demos_dir, path)) == 0
+    returncode = run(config(tmp_path, demos_dir, path))
+
+    # An export that keeps no segment at all exits with 1.
+    assert returncode == (0 if any(expected.values()) else 1)
     result = json.loads((tmp_path / "out" / "export.json").read_text())
     excluded = sorted(key for key, passed in expected.items() if not passed)
     assert result["pairing"]["invalid_excluded"] == excluded

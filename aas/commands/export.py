@@ -219,6 +219,9 @@ def _run(cfg: Config) -> int:
         len(stats.invalid_excluded),
         len(stats.failed_segmentations),
     )
+    if result["counts"]["segments"] == 0:
+        logger.error("export: no segment was exported; check the demo and segmentation inputs above")
+        return 1
     return 0
 
 

@@ -234,4 +234,6 @@ def run(cfg: Config) -> int:
         f"{len(summary['file_errors'])} bad files, {len(summary['demo_errors'])} bad demos, "
         f"{len(summary['plan_errors'])} files without a plan -> {out / SEGMENTS_FILE}"
     )
-    return 0
+    # A run that produced nothing usable is an error for scripts calling it.
+    produced = summary["segmented"] + summary["skipped_existing"]
+    return 0 if produced else 1
