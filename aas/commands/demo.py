@@ -49,11 +49,20 @@ class Config:
     # Segmenter backend, selected with --segmenter.type=<name>.
     segmenter: SegmenterConfig = field(default_factory=KinematicConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
+    # Directory for demos/, segments.jsonl, validation.json, plots/ and report.html.
     output_dir: str = "outputs/demo"
     # Continue an interrupted run in output_dir.
     resume: bool = True
     # Discard earlier results in output_dir first.
     overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        if self.num_demos < 1:
+            raise ValueError(f"--num_demos must be at least 1, got {self.num_demos}")
+        if self.camera_size < 1:
+            raise ValueError(
+                f"--camera_size must be a positive number of pixels, got {self.camera_size}"
+            )
 
 
 def _format_segments(segments_path: Path) -> str:
@@ -69,8 +78,6 @@ def _format_segments(segments_path: Path) -> str:
 
 
 def run(cfg: Config) -> int:
-    if cfg.num_demos < 1:
-        raise ValueError(f"--num_demos must be at least 1, got {cfg.num_demos}")
     out = prepare_output_dir(cfg.output_dir, overwrite=cfg.overwrite, resume=cfg.resume)
     if cfg.overwrite:
         for name in (SEGMENTS_FILE, VALIDATION_FILE, "summary.json"):
@@ -131,7 +138,10 @@ def run(cfg: Config) -> int:
 
     print()
     print(f"task: {spec.suite} {spec.index} '{spec.language}', plan: {' -> '.join(summary['plan'])}")
-    print(f"generated {generation.kept}/{len(generation.outcomes)} demos in {timings['generate_seconds']:.0f} s")
+    print(
+        f"kept {generation.kept}/{len(generation.outcomes)} demos "
+        f"({timings['generate_seconds']:.0f} s of generation in this run)"
+    )
     print(_format_segments(out / SEGMENTS_FILE))
     print(format_validation_table(reports))
     print(f"outputs in {out}; open {report_path} in a browser")

@@ -29,9 +29,11 @@ class Config:
     planner_model: str = ""
     # Worker processes; 0 means one per CPU core.
     workers: int = 0
+    # Directory for episodes.jsonl, eval_info.json, success.png and videos/.
     output_dir: str = "outputs/eval"
     # Continue an interrupted run in output_dir (finished episodes are kept).
     resume: bool = True
+    # Delete the finished episodes in output_dir and start again.
     overwrite: bool = False
 
 

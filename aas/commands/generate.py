@@ -39,11 +39,20 @@ class Config:
     max_frames: int = DEFAULT_MAX_FRAMES
     # With resume: run again init states that failed or raised in an earlier run.
     retry_failed: bool = False
+    # Directory for <suite>/<task>_demo.hdf5, status files and generation.json.
     output_dir: str = "outputs/generate"
     # Continue an interrupted run in output_dir (finished init states are skipped).
     resume: bool = True
     # Delete earlier results in output_dir first.
     overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        if self.camera_size < 1:
+            raise ValueError(
+                f"--camera_size must be a positive number of pixels, got {self.camera_size}"
+            )
+        if self.max_frames < 1:
+            raise ValueError(f"--max_frames must be positive, got {self.max_frames}")
 
 
 def run(cfg: Config) -> int:

@@ -66,19 +66,23 @@ class PlannerChoice:
 class EvalSettings:
     """Evaluation settings; the defaults are the protocol's values."""
 
+    # LIBERO suite: libero_spatial, libero_object, libero_goal, libero_10 or libero_90.
     suite: str = "libero_goal"
     # Task indices of the suite; empty means every task.
     tasks: list[int] = field(default_factory=list)
     # Episodes per task; episode i starts from init state (first_init_state + i).
     trials: int = PROTOCOL_TRIALS
+    # Index of the first fixed init state used.
     first_init_state: int = 0
     # Seeds; each task and init state runs once per seed.
     seeds: list[int] = field(default_factory=lambda: [PROTOCOL_SEED])
+    # Steps with zero motion and an open gripper after each reset, before the policy acts.
     settle_steps: int = 10
     # Policy steps per episode (1/20 s each); None uses the suite's protocol value.
     max_steps: int | None = None
     # Actions of each chunk executed before re-querying; None executes the whole chunk.
     execute_steps: int | None = None
+    # robosuite cameras rendered for the policy; videos use the agent view.
     camera_names: list[str] = field(
         default_factory=lambda: ["agentview", "robot0_eye_in_hand"]
     )
@@ -91,12 +95,21 @@ class EvalSettings:
     # Seconds after which a running episode counts as hung and its worker is restarted.
     episode_timeout_s: float = 900.0
 
+    def __post_init__(self) -> None:
+        for name in ("trials", "camera_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--eval.{name} must be positive, got {getattr(self, name)}")
+        if self.settle_steps < 0:
+            raise ValueError(f"--eval.settle_steps must be >= 0, got {self.settle_steps}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"--eval.max_steps must be positive, got {self.max_steps}")
+
     def resolved_max_steps(self) -> int:
         if self.max_steps is not None:
             return self.max_steps
         if self.suite not in MAX_STEPS:
             raise ValueError(
-                f"unknown suite {self.suite!r}; expected one of {sorted(MAX_STEPS)}"
+                f"unknown suite {self.suite!r}; expected one of {', '.join(sorted(MAX_STEPS))}"
             )
         return MAX_STEPS[self.suite]
 
@@ -126,7 +139,8 @@ def build_jobs(settings: EvalSettings, output_dir: Path) -> list[EpisodeJob]:
         if last > available:
             raise ValueError(
                 f"{spec.suite} task {spec.index} has {available} init states; "
-                f"--trials={settings.trials} from --first_init_state={settings.first_init_state} needs {last}"
+                f"--eval.trials={settings.trials} from --eval.first_init_state="
+                f"{settings.first_init_state} needs {last}"
             )
         for seed in settings.seeds:
             for n, init_index in enumerate(range(settings.first_init_state, last)):
