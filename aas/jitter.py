@@ -185,7 +185,7 @@ def plot_jitter(report: JitterReport, path: str | Path) -> Path:
     if any(r.reference_error_mean_frames is not None for r in report.rows):
         left.plot(
             d,
-            [r.reference_error_mean_frames or np.nan for r in report.rows],
+            [np.nan if r.reference_error_mean_frames is None else r.reference_error_mean_frames for r in report.rows],
             "s-",
             label="mean error vs reference",
         )
