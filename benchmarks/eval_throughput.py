@@ -12,6 +12,9 @@ All numbers come from one run of this script on one machine:
 2. The rollout pool with 1 and 2 worker processes running the same episodes
    (no-op policy, rendering on): total environment steps over wall time,
    including worker start-up. Parallel efficiency = rate(2) / (2 * rate(1)).
+   The 2-worker pool runs twice: with Mesa's default renderer threads (one
+   per core in every worker) and with cores / workers threads per worker,
+   which is what ``aas eval`` sets.
 """
 
 from __future__ import annotations
@@ -70,7 +73,7 @@ def lerobot_env_rate(steps: int) -> float:
         vec.close()
 
 
-def pool_rate(workers: int, episodes: int, steps: int) -> dict:
+def pool_rate(workers: int, episodes: int, steps: int, render_threads: int) -> dict:
     from aas.policies.base import NoopConfig
     from aas.sims.rollout import RolloutConfig
     from aas.sims.workers import EpisodeJob, RolloutPool, WorkerSetup
@@ -81,12 +84,14 @@ def pool_rate(workers: int, episodes: int, steps: int) -> dict:
         camera_names=("agentview", "robot0_eye_in_hand"),
         camera_size=CAMERA_SIZE,
         render=True,
+        render_threads=render_threads,
     )
     jobs = [EpisodeJob(SUITE, TASK, "put_the_bowl_on_the_plate", i, 7) for i in range(episodes)]
     results = []
     stats = RolloutPool(setup, workers).run(jobs, results.append)
     return {
         "workers": workers,
+        "render_threads": render_threads,
         "episodes": len(results),
         "env_steps": stats.env_steps,
         "wall_seconds": round(stats.seconds, 2),
@@ -102,8 +107,10 @@ def main() -> None:
 
     aas_rate = aas_env_rate(args.steps)
     lerobot_rate = lerobot_env_rate(args.steps)
-    one = pool_rate(1, args.episodes, args.steps)
-    two = pool_rate(2, args.episodes, args.steps)
+    cores = os.cpu_count() or 1
+    one = pool_rate(1, args.episodes, args.steps, render_threads=0)
+    two_default = pool_rate(2, args.episodes, args.steps, render_threads=0)
+    two = pool_rate(2, args.episodes, args.steps, render_threads=max(1, cores // 2))
     result = {
         "task": f"{SUITE} {TASK}",
         "cameras": "agentview + wrist",
@@ -114,7 +121,10 @@ def main() -> None:
             "lerobot": round(lerobot_rate, 3),
             "ratio_aas_over_lerobot": round(aas_rate / lerobot_rate, 3),
         },
-        "pool": [one, two],
+        "pool": [one, two_default, two],
+        "parallel_efficiency_2_workers_mesa_default_threads": round(
+            two_default["env_steps_per_second"] / (2 * one["env_steps_per_second"]), 3
+        ),
         "parallel_efficiency_2_workers": round(
             two["env_steps_per_second"] / (2 * one["env_steps_per_second"]), 3
         ),

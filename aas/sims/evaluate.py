@@ -10,6 +10,7 @@ of a chunk executed before the policy is queried again.
 from __future__ import annotations
 
 import logging
+import os
 import platform
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
@@ -192,6 +193,7 @@ def evaluate(
         camera_size=settings.camera_size,
         render=built.needs_images,
         planner=planner,
+        render_threads=max(1, (os.cpu_count() or 1) // num_workers),
     )
     del built
 

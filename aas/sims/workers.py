@@ -59,6 +59,10 @@ class WorkerSetup:
     planner: Any = None
     torch_threads: int = 1
     env_seed: int = 7
+    # Threads of Mesa's llvmpipe software renderer per worker (LP_NUM_THREADS);
+    # 0 leaves Mesa's default, one thread per core, which oversubscribes the
+    # cores once several workers render at the same time.
+    render_threads: int = 0
 
 
 def _error_result(job: EpisodeJob, error: str, attempts: int) -> EpisodeResult:
@@ -78,6 +82,9 @@ def _error_result(job: EpisodeJob, error: str, attempts: int) -> EpisodeResult:
 
 def _worker_main(conn: Connection, setup: WorkerSetup) -> None:
     # Runs in the child process: build once, then serve episodes until the parent sends None.
+    # Mesa reads LP_NUM_THREADS when the first rendering context is created.
+    if setup.render_threads > 0 and "LP_NUM_THREADS" not in os.environ:
+        os.environ["LP_NUM_THREADS"] = str(setup.render_threads)
     from aas.sims.worker_loop import serve
 
     serve(conn, setup)
