@@ -50,7 +50,7 @@ def _load(name: str):
 
 def _root_cause(exc: BaseException) -> str:
     # draccus wraps the ValueError of a config's __post_init__ in a ParsingError
-    # whose own text only says the class could not be built.
+    # whose own text only states that the class could not be built.
     while exc.__cause__ is not None or exc.__context__ is not None:
         exc = exc.__cause__ or exc.__context__
     return str(exc)

@@ -35,9 +35,9 @@ class Operator:
     """A typed atomic action with preconditions and effects over BDDL predicates.
 
     Parameters are ``(name, type)`` pairs. Atoms in ``preconditions``,
-    ``add_effects`` and ``delete_effects`` refer to parameters as ``?name``;
-    ``*`` in a delete effect matches any value (``("on", "?obj", "*")``
-    removes every support of the object). ``negative_preconditions`` must be
+    ``add_effects`` and ``delete_effects`` refer to parameters as ``?name``.
+    A ``*`` in a delete effect matches any value, so ``("on", "?obj", "*")``
+    removes every support of the object. ``negative_preconditions`` must be
     false before the step. ``gripper_after`` is the gripper state the step
     leaves (``"closed"`` or ``"open"``), which the kinematic segmenter and
     the validator use as evidence. ``instruction`` is a ``str.format``
@@ -237,7 +237,7 @@ class Cost:
 
 @dataclass(frozen=True)
 class Provenance:
-    """Where a segmentation came from.
+    """Origin of a segmentation: segmenter, model, prompt, keyframes and cost.
 
     ``keyframes`` lists the frame indices the segmenter looked at (empty when
     it used every frame). ``extra`` contains backend-specific metadata that must
