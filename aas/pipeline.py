@@ -306,6 +306,8 @@ def _policy_row(data: str, exp: dict, trained: dict, evaluated: dict) -> dict[st
         "episodes": evaluated["episodes"],
         "success_rate": evaluated["success_rate"],
         "ci95": evaluated["ci95"],
+        "seen_init_states": evaluated.get("seen_init_states"),
+        "held_out_init_states": evaluated.get("held_out_init_states"),
         "model_dir": trained["model_dir"],
     }
 
@@ -342,4 +344,15 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"{100 * row['success_rate']:>7.1f}%  [{100 * low:.1f}, {100 * high:.1f}]"
             f" of {row['episodes']}"
         )
+    for name, row in summary["policies"].items():
+        parts = []
+        for key, label in (
+            ("seen_init_states", "init states of the training demos"),
+            ("held_out_init_states", "other init states"),
+        ):
+            split = row.get(key)
+            if split and split["episodes"]:
+                parts.append(f"{label} {split['successes']}/{split['episodes']}")
+        if parts:
+            lines.append(f"{name:<7}success on " + ", ".join(parts))
     return "\n".join(lines)

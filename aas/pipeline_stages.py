@@ -299,6 +299,7 @@ def train_stage(
         weight_decay=cfg.weight_decay,
         warmup_steps=cfg.warmup_steps,
         crop_scale_min=cfg.crop_scale_min,
+        freeze_text_tower=cfg.freeze_text_tower,
         save_every=cfg.save_every,
         log_every=cfg.log_every,
         seed=cfg.seed,
@@ -383,6 +384,13 @@ def eval_stage(
         "trials x tasks x seeds",
     )
     rate = RateSummary.of(episodes)
+    # The demos start from init states first_init_state .. + num_demos - 1;
+    # trials from those states test on starts seen in training.
+    demo_states = range(
+        generate.first_init_state, generate.first_init_state + generate.num_demos
+    )
+    seen = [e for e in episodes if e.init_state_index in demo_states]
+    held_out = [e for e in episodes if e.init_state_index not in demo_states]
     return {
         "mode": f"planner:{cfg.planner}" if planner else "task instruction",
         "max_steps": info["protocol"]["max_steps"],
@@ -391,6 +399,20 @@ def eval_stage(
         "errors": rate.errors,
         "success_rate": rate.success_rate,
         "ci95": [rate.ci95_low, rate.ci95_high],
+        "seen_init_states": _rate_dict(seen),
+        "held_out_init_states": _rate_dict(held_out),
         "per_task": info["per_task"],
         "plots": [str(folder / "success.png")],
+    }
+
+
+def _rate_dict(episodes: list) -> dict[str, Any]:
+    from aas.sims.eval_results import RateSummary
+
+    rate = RateSummary.of(episodes)
+    return {
+        "episodes": rate.trials,
+        "successes": rate.successes,
+        "success_rate": rate.success_rate,
+        "ci95": [rate.ci95_low, rate.ci95_high],
     }

@@ -167,6 +167,11 @@ def test_pipeline_summary_has_loss_and_rate(runs):
         low, high = row["ci95"]
         assert 0.0 <= low <= row["success_rate"] <= high <= 1.0, name
         assert row["episodes"] == TRIALS, name
+        seen, held_out = row["seen_init_states"], row["held_out_init_states"]
+        assert seen["episodes"] + held_out["episodes"] == TRIALS, name
+        assert seen["successes"] + held_out["successes"] == round(
+            row["success_rate"] * TRIALS
+        ), name
 
 
 def test_pipeline_rerun_skips_finished_stages(runs):
