@@ -66,9 +66,8 @@ class TrainStage:
     warmup_steps: int = 100
     # Lower bound of the RandomResizedCrop area scale (upper bound 1.0).
     crop_scale_min: float = 0.9
-    # Freeze the text tower, so each distinct instruction is encoded once
-    # instead of at every step (with a random backbone the instruction then
-    # stays a fixed random code that the decoder learns to read).
+    # Freeze the text tower, so each distinct instruction is encoded once.
+    # With a random backbone each instruction is then a fixed random code.
     freeze_text_tower: bool = False
     # Write a checkpoint every this many steps (and at the end).
     save_every: int = 250
