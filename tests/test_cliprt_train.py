@@ -63,6 +63,9 @@ def test_training_writes_checkpoints_curve_and_model(shards, tmp_path):
     assert len(_losses(tmp_path)) == 4
     assert result["heldout"]["samples"] == 4
     assert result["heldout"]["baseline_l1"] > 0
+    written = json.loads((tmp_path / "train_result.json").read_text())
+    assert written == result
+    assert written["steps"] == 4
 
 
 def test_resume_continues_exactly(shards, tmp_path):

@@ -352,6 +352,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                 tracker,
             )
         )
+        write_atomic(
+            out / RESULT_FILE, json.dumps(result, indent=2, sort_keys=True) + "\n"
+        )
     _barrier(ranks)
     return result
 
@@ -514,7 +517,6 @@ def _finish(
             records, out / CURVE_FILE, title=f"CLIP-RT {cfg.model.model_name}"
         )
     tracker.close()
-    write_atomic(out / RESULT_FILE, json.dumps(result, indent=2, sort_keys=True) + "\n")
     return result
 
 
