@@ -107,6 +107,15 @@ def test_from_pretrained_rejects_missing_folder(tmp_path):
         from_pretrained(tmp_path / "absent" / "deeper")
 
 
+def test_relative_missing_checkpoint_is_not_a_hub_id(tmp_path, monkeypatch):
+    (tmp_path / "train").mkdir()
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(
+        FileNotFoundError, match="checkpoint folder train/model not found"
+    ):
+        from_pretrained("train/model")
+
+
 def test_remap_covers_every_published_key():
     renamed, unmatched = remap_published_state_dict(published_state_dict())
     assert unmatched == []

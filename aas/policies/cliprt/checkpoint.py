@@ -156,6 +156,14 @@ def _resolve_directory(name_or_path: str | Path) -> Path:
         raise FileNotFoundError(
             f"{name_or_path} is neither a checkpoint folder nor a Hub model id (owner/name)"
         )
+    if path.parent.is_dir():
+        # "train/model" next to a local folder "train" is a missing local
+        # checkpoint, far more likely than a Hub model of an owner "train".
+        raise FileNotFoundError(
+            f"checkpoint folder {name_or_path} not found, although {path.parent} "
+            "exists; check that training finished (it writes model/ last), or "
+            "run from another directory to load the Hub model id"
+        )
     from huggingface_hub import snapshot_download
 
     try:
