@@ -8,8 +8,9 @@ only needs actions and gripper states never decodes images.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -76,7 +77,9 @@ class Demo:
     loader: ArrayLoader | None = field(default=None, repr=False)
 
     @classmethod
-    def from_arrays(cls, demo_id: str, arrays: Mapping[str, np.ndarray], **meta: Any) -> Demo:
+    def from_arrays(
+        cls, demo_id: str, arrays: Mapping[str, np.ndarray], **meta: Any
+    ) -> Demo:
         """Build an in-memory demo; ``num_frames`` comes from ``actions``."""
         arrays = {k: np.asarray(v) for k, v in arrays.items()}
         if ACTIONS not in arrays:
@@ -92,7 +95,11 @@ class Demo:
     @property
     def key(self) -> str:
         """Identifier across files: ``<file stem>/<demo id>``."""
-        stem = self.source.rsplit("/", 1)[-1].removesuffix(".hdf5") if self.source else "memory"
+        stem = (
+            self.source.rsplit("/", 1)[-1].removesuffix(".hdf5")
+            if self.source
+            else "memory"
+        )
         return f"{stem}/{self.demo_id}"
 
     def has(self, name: str) -> bool:

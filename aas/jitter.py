@@ -13,9 +13,9 @@ segmenter's own nondeterminism.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -71,10 +71,10 @@ def perturb_keyframes(
     """
     base = np.asarray(keyframes, dtype=np.int64)
     if max_offset == 0:
-        return sorted(set(int(k) for k in base))
+        return sorted({int(k) for k in base})
     shifted = base + rng.integers(-max_offset, max_offset + 1, size=base.shape)
     shifted = np.clip(shifted, 0, num_frames - 1)
-    return sorted(set(int(k) for k in shifted))
+    return sorted({int(k) for k in shifted})
 
 
 def run_jitter(
@@ -185,7 +185,12 @@ def plot_jitter(report: JitterReport, path: str | Path) -> Path:
     if any(r.reference_error_mean_frames is not None for r in report.rows):
         left.plot(
             d,
-            [np.nan if r.reference_error_mean_frames is None else r.reference_error_mean_frames for r in report.rows],
+            [
+                np.nan
+                if r.reference_error_mean_frames is None
+                else r.reference_error_mean_frames
+                for r in report.rows
+            ],
             "s-",
             label="mean error vs reference",
         )

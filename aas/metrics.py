@@ -15,8 +15,8 @@ extra segment does not shift every later pairing. On the paired segments:
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Iterable, Mapping
 
 import numpy as np
 
@@ -181,7 +181,9 @@ def compare_runs(
     total = len(demos) + len(missing)
     pass_rate = None
     if passed is not None:
-        pass_rate = sum(bool(v) for v in passed.values()) / len(passed) if passed else 0.0
+        pass_rate = (
+            sum(bool(v) for v in passed.values()) / len(passed) if passed else 0.0
+        )
     return RunMetrics(
         demos=tuple(demos),
         boundary_mae_frames=mae,

@@ -19,8 +19,9 @@ import html
 import io
 import json
 import logging
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -140,8 +141,12 @@ def _validation_html(report: dict[str, Any] | None) -> str:
             f"<td>{'' if index is None else index}</td>"
             f"<td>{html.escape(str(rule.get('message', '')))}</td></tr>"
         )
-    failing = report.get("failed_rules") or sorted({r["name"] for r in report.get("results", []) if not r.get("passed", False)})
-    summary = f"<p class='{'pass' if verdict == 'passed' else 'fail'}'>Validation {verdict}"
+    failing = report.get("failed_rules") or sorted(
+        {r["name"] for r in report.get("results", []) if not r.get("passed", False)}
+    )
+    summary = (
+        f"<p class='{'pass' if verdict == 'passed' else 'fail'}'>Validation {verdict}"
+    )
     summary += f": failing rules {', '.join(failing)}</p>" if failing else "</p>"
     header = "<tr><th>rule</th><th>result</th><th>segment</th><th>message</th></tr>"
     return summary + f"<table class='validation'>{header}{''.join(rows)}</table>"
@@ -187,8 +192,16 @@ def _demo_section(
     plot: Path | None,
     reference: Segmentation | None,
 ) -> str:
-    metrics = compare(seg, reference) if reference is not None and reference.ok and seg.ok else None
-    status = "" if seg.ok else f"<p class='fail'>Segmentation failed: {html.escape(seg.error)}</p>"
+    metrics = (
+        compare(seg, reference)
+        if reference is not None and reference.ok and seg.ok
+        else None
+    )
+    status = (
+        ""
+        if seg.ok
+        else f"<p class='fail'>Segmentation failed: {html.escape(seg.error)}</p>"
+    )
     anchor = html.escape(seg.demo_key)
     return (
         f"<section class='demo' id='{anchor}'><h2>{anchor}</h2>"
@@ -216,7 +229,11 @@ def _load_demos(segs: Iterable[Segmentation]) -> dict[str, Demo]:
         try:
             demo_file = open_demo_file(source)
         except (OSError, ValueError) as exc:
-            logger.warning("report: cannot read demo file %s (%s); frames are left out", source, exc)
+            logger.warning(
+                "report: cannot read demo file %s (%s); frames are left out",
+                source,
+                exc,
+            )
             continue
         demos.update({demo.key: demo for demo in demo_file.demos})
     return demos
@@ -275,4 +292,3 @@ def build_report(
     write_atomic(target, page)
     logger.info("report: wrote %s (%d demos)", target, len(segs))
     return target
-

@@ -13,9 +13,10 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 Atom = tuple[str, ...]
 
@@ -232,7 +233,9 @@ class Cost:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Cost:
-        return cls(**{f.name: data.get(f.name, f.default) for f in dataclasses.fields(cls)})
+        return cls(
+            **{f.name: data.get(f.name, f.default) for f in dataclasses.fields(cls)}
+        )
 
 
 @dataclass(frozen=True)
@@ -367,7 +370,9 @@ def write_atomic(path: str | os.PathLike, text: str | bytes) -> None:
     try:
         # mkstemp creates 0600 files; give the result the usual umask-based mode.
         os.chmod(tmp, default_file_mode())
-        with os.fdopen(fd, mode, **({} if mode == "wb" else {"encoding": "utf-8"})) as f:
+        with os.fdopen(
+            fd, mode, **({} if mode == "wb" else {"encoding": "utf-8"})
+        ) as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())

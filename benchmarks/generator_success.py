@@ -85,7 +85,7 @@ def measure_task(
                     error=result.error
                     or ("" if result.goal_reached else "goal not reached"),
                 )
-            except Exception as exc:  # record and continue with the next episode
+            except Exception as exc:  # noqa: BLE001  record and continue with the next episode
                 row = _row(spec, plan, i, error=f"{type(exc).__name__}: {exc}")
             row["seconds"] = round(time.monotonic() - started, 2)
             _append(output, row)

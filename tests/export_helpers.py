@@ -127,7 +127,8 @@ class DiskFullFile:
     """
 
     def __init__(self, path: Path, limit: int) -> None:
-        self._file = open(path, "wb")
+        # The wrapper owns the file for its lifetime, so close() closes it.
+        self._file = open(path, "wb")  # noqa: SIM115
         self.path = path
         self.limit = limit
         self.written = 0

@@ -43,7 +43,7 @@ class CrashOnceConfig(PolicyConfig):
 
 
 def _settings(**overrides) -> EvalSettings:
-    values = dict(suite="libero_goal", tasks=[TASK], trials=1, camera_size=128)
+    values = {"suite": "libero_goal", "tasks": [TASK], "trials": 1, "camera_size": 128}
     values.update(overrides)
     return EvalSettings(**values)
 
@@ -57,9 +57,14 @@ def test_wilson_interval_of_known_counts():
 
 
 def test_eval_scripted_succeeds_and_noop_fails(tmp_path):
-    scripted = evaluate(ScriptedConfig(), _settings(trials=2), tmp_path / "scripted", num_workers=2)
+    scripted = evaluate(
+        ScriptedConfig(), _settings(trials=2), tmp_path / "scripted", num_workers=2
+    )
     noop = evaluate(
-        PolicyConfig.get_choice_class("noop")(), _settings(max_steps=30), tmp_path / "noop", num_workers=1
+        PolicyConfig.get_choice_class("noop")(),
+        _settings(max_steps=30),
+        tmp_path / "noop",
+        num_workers=1,
     )
 
     task = f"libero_goal/{TASK:02d}_put_the_bowl_on_the_plate"
@@ -76,7 +81,10 @@ def test_eval_recovers_from_crashed_worker(tmp_path):
     marker = tmp_path / "crashed"
 
     info = evaluate(
-        CrashOnceConfig(marker=str(marker)), _settings(max_steps=5), tmp_path / "run", num_workers=1
+        CrashOnceConfig(marker=str(marker)),
+        _settings(max_steps=5),
+        tmp_path / "run",
+        num_workers=1,
     )
 
     episode = info["episodes"][0]
@@ -89,14 +97,30 @@ def test_eval_recovers_from_crashed_worker(tmp_path):
 def test_eval_resumes_after_kill(tmp_path):
     out = tmp_path / "run"
     command = [
-        sys.executable, "-m", "aas.cli", "eval", "--policy.type=noop",
-        "--eval.suite=libero_goal", f"--eval.tasks=[{TASK}]", "--eval.trials=3",
-        "--eval.max_steps=20", "--eval.camera_size=64", "--workers=1", f"--output_dir={out}",
+        sys.executable,
+        "-m",
+        "aas.cli",
+        "eval",
+        "--policy.type=noop",
+        "--eval.suite=libero_goal",
+        f"--eval.tasks=[{TASK}]",
+        "--eval.trials=3",
+        "--eval.max_steps=20",
+        "--eval.camera_size=64",
+        "--workers=1",
+        f"--output_dir={out}",
     ]
-    process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        command,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     episodes = out / "episodes.jsonl"
     deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and not (episodes.exists() and episodes.read_text().count("\n") >= 1):
+    while time.monotonic() < deadline and not (
+        episodes.exists() and episodes.read_text().count("\n") >= 1
+    ):
         time.sleep(0.5)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
@@ -115,11 +139,18 @@ def test_eval_planner_mode_reports_each_step(tmp_path):
     from aas.sims.evaluate import PlannerChoice
 
     info = evaluate(
-        ScriptedConfig(), _settings(), tmp_path / "run", num_workers=1, planner=PlannerChoice("symbolic")
+        ScriptedConfig(),
+        _settings(),
+        tmp_path / "run",
+        num_workers=1,
+        planner=PlannerChoice("symbolic"),
     )
 
     steps = info["episodes"][0]["step_results"]
-    assert [s["step"] for s in steps] == ["grasp(akita_black_bowl_1)", "place(akita_black_bowl_1, plate_1)"]
+    assert [s["step"] for s in steps] == [
+        "grasp(akita_black_bowl_1)",
+        "place(akita_black_bowl_1, plate_1)",
+    ]
     assert [s["reached"] for s in steps] == [True, True]
     assert steps[0]["instruction"] == "pick up the black bowl"
     assert info["episodes"][0]["success"] is True

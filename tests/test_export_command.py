@@ -30,12 +30,12 @@ def write_inputs(tmp_path, demos_dir, change=None):
 
 
 def config(tmp_path, demos_dir, segments, **overrides):
-    fields = dict(
-        demos=str(demos_dir),
-        segmentations=str(segments),
-        format="gatevlap",
-        output_dir=str(tmp_path / "out"),
-    )
+    fields = {
+        "demos": str(demos_dir),
+        "segmentations": str(segments),
+        "format": "gatevlap",
+        "output_dir": str(tmp_path / "out"),
+    }
     fields.update(overrides)
     return Config(**fields)
 

@@ -46,9 +46,13 @@ def prompt_ids(length: int = PROMPT, seed: int = 1) -> torch.Tensor:
 
 def freeze_all_config(**overrides) -> FreezeConfig:
     """Uniform attention with threshold > 1 freezes every eligible token."""
-    settings = dict(
-        sink_tokens=2, recent_tokens=4, score_queries=1, threshold=1.5, freeze_steps=2.0
-    )
+    settings = {
+        "sink_tokens": 2,
+        "recent_tokens": 4,
+        "score_queries": 1,
+        "threshold": 1.5,
+        "freeze_steps": 2.0,
+    }
     settings.update(overrides)
     return FreezeConfig(**settings)
 
@@ -82,14 +86,14 @@ def test_disabled_freeze_matches_dynamic_prefill_and_decode():
 def test_disabled_freeze_matches_dynamic_generate():
     model = tiny_model()
     ids = prompt_ids()
-    kwargs = dict(
-        max_new_tokens=8,
-        do_sample=False,
-        output_scores=True,
-        return_dict_in_generate=True,
-        attention_mask=torch.ones_like(ids),
-        pad_token_id=0,
-    )
+    kwargs = {
+        "max_new_tokens": 8,
+        "do_sample": False,
+        "output_scores": True,
+        "return_dict_in_generate": True,
+        "attention_mask": torch.ones_like(ids),
+        "pad_token_id": 0,
+    }
     reference = model.generate(ids, past_key_values=DynamicCache(), **kwargs)
     candidate = model.generate(
         ids, past_key_values=FreezeCache(model, FreezeConfig(enabled=False)), **kwargs

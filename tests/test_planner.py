@@ -63,9 +63,10 @@ def scene():
 
 
 def tiny_config(**overrides) -> LLMPlannerConfig:
-    settings = dict(
-        max_steps=4, freeze=FreezeConfig(recent_tokens=64, score_queries=16)
-    )
+    settings = {
+        "max_steps": 4,
+        "freeze": FreezeConfig(recent_tokens=64, score_queries=16),
+    }
     settings.update(overrides)
     return LLMPlannerConfig(**settings)
 

@@ -13,7 +13,14 @@ from aas.commands.validate import summarize_reports
 from aas.datasets.libero_hdf5 import write_demo_file
 from aas.demo import Demo
 from aas.report import build_report
-from aas.schema import Plan, Provenance, Segment, Segmentation, Step, write_segmentations
+from aas.schema import (
+    Plan,
+    Provenance,
+    Segment,
+    Segmentation,
+    Step,
+    write_segmentations,
+)
 from aas.validation import validate
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -30,7 +37,11 @@ CHROMIUM_FLAGS = [
 PLAN = Plan(
     steps=(
         Step("grasp", ("akita_black_bowl_1",), "pick up the black bowl"),
-        Step("place", ("akita_black_bowl_1", "plate_1"), "place the black bowl on the plate"),
+        Step(
+            "place",
+            ("akita_black_bowl_1", "plate_1"),
+            "place the black bowl on the plate",
+        ),
     )
 )
 
@@ -58,8 +69,23 @@ def _segmentation(key: str, boundary: int, confidence: float) -> Segmentation:
         demo_key=key,
         num_frames=60,
         segments=(
-            Segment("grasp", ("akita_black_bowl_1",), 0, boundary, confidence, "test", "pick up the black bowl"),
-            Segment("place", ("akita_black_bowl_1", "plate_1"), boundary + 1, 59, confidence, "test"),
+            Segment(
+                "grasp",
+                ("akita_black_bowl_1",),
+                0,
+                boundary,
+                confidence,
+                "test",
+                "pick up the black bowl",
+            ),
+            Segment(
+                "place",
+                ("akita_black_bowl_1", "plate_1"),
+                boundary + 1,
+                59,
+                confidence,
+                "test",
+            ),
         ),
         provenance=Provenance("test", "1", keyframes=(0, 10, 20, 30, 40, 50, 59)),
         plan=PLAN,
@@ -80,7 +106,9 @@ def run_dir(tmp_path: Path) -> Path:
     write_segmentations(run / "segments.jsonl", [good, low])
     reports = [validate(s, PLAN) for s in (good, low)]
     (run / "validation.json").write_text(json.dumps(summarize_reports(reports)))
-    write_segmentations(run / "reference.jsonl", [_segmentation("task_demo/demo_0", 34, 1.0)])
+    write_segmentations(
+        run / "reference.jsonl", [_segmentation("task_demo/demo_0", 34, 1.0)]
+    )
     return run
 
 
@@ -88,7 +116,7 @@ def test_report_is_self_contained(run_dir):
     page = build_report(run_dir).read_text()
 
     assert "<script" not in page
-    assert "src=\"http" not in page
+    assert 'src="http' not in page
     assert page.count("<section class='demo'") == 2
 
 
@@ -97,15 +125,30 @@ def test_report_renders_in_chromium(run_dir, tmp_path):
     screenshot = tmp_path / "report.png"
 
     dom = subprocess.run(
-        [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile-dom'}", "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=120, check=True,
+        [
+            CHROMIUM,
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={tmp_path / 'profile-dom'}",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     ).stdout
     subprocess.run(
         [
-            CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile-shot'}",
-            "--window-size=1200,1400", f"--screenshot={screenshot}", page.as_uri(),
+            CHROMIUM,
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={tmp_path / 'profile-shot'}",
+            "--window-size=1200,1400",
+            f"--screenshot={screenshot}",
+            page.as_uri(),
         ],
-        capture_output=True, timeout=120, check=True,
+        capture_output=True,
+        timeout=120,
+        check=True,
     )
 
     assert dom.count('class="keyframe"') == 14

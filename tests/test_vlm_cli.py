@@ -94,7 +94,7 @@ def test_cli_rerun_with_cache_sends_nothing(tmp_path, monkeypatch):
 
 
 def test_cli_openai_segments_demo_file(tmp_path):
-    path, fixtures, reference = demo_file(tmp_path)
+    path, _fixtures, reference = demo_file(tmp_path)
     with OpenAIServer(Answerer(reference)) as server:
         results = segment(
             path,

@@ -28,12 +28,12 @@ def items(fixtures=FIXTURES):
 
 
 def segmenter(server, **overrides):
-    options = dict(
-        base_url=server.url,
-        backoff_initial_s=0.01,
-        timeout_s=5.0,
-        keyframes=KeyframeConfig(budget=24, image_size=32),
-    )
+    options = {
+        "base_url": server.url,
+        "backoff_initial_s": 0.01,
+        "timeout_s": 5.0,
+        "keyframes": KeyframeConfig(budget=24, image_size=32),
+    }
     options.update(overrides)
     return GeminiSegmenter(GeminiConfig(**options), api_key=KEY)
 
@@ -96,7 +96,7 @@ def test_gemini_sends_labelled_upright_pngs():
 
 def test_gemini_retry_honours_retry_after():
     started = time.perf_counter()
-    results, server = run_with_faults({"memory/demo_0": [ref.RATE_LIMIT]})
+    results, _server = run_with_faults({"memory/demo_0": [ref.RATE_LIMIT]})
     assert results[0].ok
     assert results[0].provenance.cost.requests == 2
     assert time.perf_counter() - started >= 1.0

@@ -23,13 +23,13 @@ ITEMS = [(f.demo, f.plan) for f in FIXTURES]
 
 
 def segmenter(server, api_key=KEY, **overrides):
-    options = dict(
-        base_url=f"{server.url}/v1",
-        model="local-vlm",
-        backoff_initial_s=0.01,
-        timeout_s=5.0,
-        keyframes=KeyframeConfig(budget=24, image_size=32),
-    )
+    options = {
+        "base_url": f"{server.url}/v1",
+        "model": "local-vlm",
+        "backoff_initial_s": 0.01,
+        "timeout_s": 5.0,
+        "keyframes": KeyframeConfig(budget=24, image_size=32),
+    }
     options.update(overrides)
     return OpenAISegmenter(OpenAIConfig(**options), api_key=api_key)
 

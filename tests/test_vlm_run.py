@@ -21,12 +21,12 @@ ITEMS = [(f.demo, f.plan) for f in FIXTURES]
 
 
 def segmenter(server, **overrides):
-    options = dict(
-        base_url=server.url,
-        backoff_initial_s=0.01,
-        timeout_s=5.0,
-        keyframes=KeyframeConfig(budget=16, image_size=16),
-    )
+    options = {
+        "base_url": server.url,
+        "backoff_initial_s": 0.01,
+        "timeout_s": 5.0,
+        "keyframes": KeyframeConfig(budget=16, image_size=16),
+    }
     options.update(overrides)
     return GeminiSegmenter(GeminiConfig(**options), api_key=KEY)
 

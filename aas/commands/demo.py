@@ -20,8 +20,8 @@ from tqdm import tqdm
 
 from aas.commands.common import prepare_output_dir, save_config, write_json
 from aas.commands.segment import SEGMENTS_FILE, segment_demo_files
+from aas.commands.validate import RESULT_FILE as VALIDATION_FILE
 from aas.commands.validate import (
-    RESULT_FILE as VALIDATION_FILE,
     format_validation_table,
     summarize_reports,
     validate_segmentations,
@@ -69,7 +69,9 @@ def _format_segments(segments_path: Path) -> str:
     rows = [("demo", "frames", "segments (op start-end confidence)")]
     for seg in read_segmentations(segments_path):
         if seg.ok:
-            parts = ", ".join(f"{s.op} {s.start}-{s.end} {s.confidence:.2f}" for s in seg.segments)
+            parts = ", ".join(
+                f"{s.op} {s.start}-{s.end} {s.confidence:.2f}" for s in seg.segments
+            )
         else:
             parts = f"failed: {seg.error}"
         rows.append((seg.demo_key, str(seg.num_frames), parts))
@@ -88,7 +90,13 @@ def run(cfg: Config) -> int:
     started = time.perf_counter()
     task = int(cfg.task) if cfg.task.isdigit() else cfg.task
     spec = get_task(cfg.suite, task)
-    logger.info("demo: generating %d demos of %s task %d (%s)", cfg.num_demos, spec.suite, spec.index, spec.name)
+    logger.info(
+        "demo: generating %d demos of %s task %d (%s)",
+        cfg.num_demos,
+        spec.suite,
+        spec.index,
+        spec.name,
+    )
     with tqdm(total=cfg.num_demos, desc="generate", unit="demo") as bar:
         generation = generate_demos(
             spec,
@@ -114,14 +122,21 @@ def run(cfg: Config) -> int:
     timings["segment_seconds"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    reports = validate_segmentations(out / SEGMENTS_FILE, generation.demo_file, cfg.validation)
+    reports = validate_segmentations(
+        out / SEGMENTS_FILE, generation.demo_file, cfg.validation
+    )
     validation = summarize_reports(reports)
     write_json(out / VALIDATION_FILE, validation)
     timings["validate_seconds"] = time.perf_counter() - started
     report_path = build_report(out)
 
     summary = {
-        "task": {"suite": spec.suite, "index": spec.index, "name": spec.name, "language": spec.language},
+        "task": {
+            "suite": spec.suite,
+            "index": spec.index,
+            "name": spec.name,
+            "language": spec.language,
+        },
         "plan": [str(step) for step in generation.plan.steps],
         "generation": {
             "requested": len(generation.outcomes),
@@ -129,15 +144,22 @@ def run(cfg: Config) -> int:
             "success_rate": generation.success_rate,
             "demo_file": str(generation.demo_file),
         },
-        "segmentation": {k: segment_summary[k] for k in ("segmented", "failed", "demos_per_second")},
-        "validation": {k: validation[k] for k in ("num_demos", "num_passed", "pass_rate", "rule_failures")},
+        "segmentation": {
+            k: segment_summary[k] for k in ("segmented", "failed", "demos_per_second")
+        },
+        "validation": {
+            k: validation[k]
+            for k in ("num_demos", "num_passed", "pass_rate", "rule_failures")
+        },
         "report": str(report_path),
         **{k: round(v, 2) for k, v in timings.items()},
     }
     write_json(out / "summary.json", summary)
 
     print()
-    print(f"task: {spec.suite} {spec.index} '{spec.language}', plan: {' -> '.join(summary['plan'])}")
+    print(
+        f"task: {spec.suite} {spec.index} '{spec.language}', plan: {' -> '.join(summary['plan'])}"
+    )
     print(
         f"kept {generation.kept}/{len(generation.outcomes)} demos "
         f"({timings['generate_seconds']:.0f} s of generation in this run)"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-import aas.sims.scripted_policy  # noqa: F401  (registers the "scripted" policy)
+import aas.sims.scripted_policy  # registers the "scripted" policy
 from aas.commands.common import prepare_output_dir, save_config
 from aas.policies.base import NoopConfig, PolicyConfig
 from aas.sims.evaluate import EvalSettings, PlannerChoice, evaluate

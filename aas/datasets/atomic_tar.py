@@ -13,7 +13,7 @@ import os
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Self
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ class AtomicTarWriter:
             logger.debug("ignoring %s while aborting %s", exc, self._partial)
         self._partial.unlink(missing_ok=True)
 
-    def __enter__(self) -> AtomicTarWriter:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, exc_type, exc, traceback) -> None:

@@ -8,8 +8,9 @@ chunk. Simulation code depends only on this interface and on the
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import draccus
 import numpy as np

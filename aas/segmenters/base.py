@@ -9,8 +9,8 @@ CLI share one definition.
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import draccus
 

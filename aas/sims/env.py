@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -77,13 +77,13 @@ class LiberoEnv:
         self.render = render
         self.camera_names = tuple(camera_names) if render else ()
         self.camera_size = int(camera_size)
-        kwargs: dict[str, Any] = dict(
-            bddl_file_name=str(spec.bddl_path),
-            horizon=horizon,
-            hard_reset=hard_reset,
-            control_freq=CONTROL_FREQ_HZ,
-            ignore_done=True,
-        )
+        kwargs: dict[str, Any] = {
+            "bddl_file_name": str(spec.bddl_path),
+            "horizon": horizon,
+            "hard_reset": hard_reset,
+            "control_freq": CONTROL_FREQ_HZ,
+            "ignore_done": True,
+        }
         if render:
             self._env = OffScreenRenderEnv(
                 camera_names=list(self.camera_names),
@@ -222,7 +222,7 @@ class LiberoEnv:
         self._closed = True
         self._env.close()
 
-    def __enter__(self) -> LiberoEnv:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

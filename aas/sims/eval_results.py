@@ -11,9 +11,10 @@ import json
 import logging
 import math
 import os
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from aas.schema import write_atomic
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 import logging
 import os
 import platform
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from aas import __version__
 from aas.policies.base import PolicyConfig
@@ -59,7 +60,9 @@ class PlannerChoice:
         if self.type == "symbolic":
             return SymbolicPlanner()
         if self.type == "llm":
-            return LLMPlanner(LLMPlannerConfig(model=self.model) if self.model else None)
+            return LLMPlanner(
+                LLMPlannerConfig(model=self.model) if self.model else None
+            )
         raise ValueError(f"unknown planner {self.type!r}; expected 'symbolic' or 'llm'")
 
 
@@ -99,9 +102,13 @@ class EvalSettings:
     def __post_init__(self) -> None:
         for name in ("trials", "camera_size"):
             if getattr(self, name) < 1:
-                raise ValueError(f"--eval.{name} must be positive, got {getattr(self, name)}")
+                raise ValueError(
+                    f"--eval.{name} must be positive, got {getattr(self, name)}"
+                )
         if self.settle_steps < 0:
-            raise ValueError(f"--eval.settle_steps must be >= 0, got {self.settle_steps}")
+            raise ValueError(
+                f"--eval.settle_steps must be >= 0, got {self.settle_steps}"
+            )
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"--eval.max_steps must be positive, got {self.max_steps}")
 

@@ -404,7 +404,7 @@ def _generate_one(
     started = time.monotonic()
     try:
         result, record, start_state = record_episode(env, plan, init_state, max_frames)
-    except Exception as exc:  # one broken episode must not stop the others
+    except Exception as exc:  # noqa: BLE001  one broken episode must not stop the others
         logger.error("%s init state %d raised %s", spec.name, init_state, exc)
         return DemoOutcome(
             init_state,

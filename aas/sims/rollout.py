@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -181,9 +182,16 @@ def _run_with_planner(
             try:
                 state = apply_step(scene, state, step)
             except PlanError as exc:
-                logger.warning("%s: reached step %s is not applicable symbolically: %s", env.spec.name, step, exc)
+                logger.warning(
+                    "%s: reached step %s is not applicable symbolically: %s",
+                    env.spec.name,
+                    step,
+                    exc,
+                )
             continue
-        logger.info("%s: step %s not reached within %d steps", env.spec.name, step, used)
+        logger.info(
+            "%s: step %s not reached within %d steps", env.spec.name, step, used
+        )
         if replans < config.max_replans:
             replans += 1
             failure = f"{step} not reached within {used} steps"

@@ -66,7 +66,7 @@ def serve(conn: Connection, setup: Any) -> None:
                 written = recorder.write()
                 result = dataclasses.replace(result, video=str(written or ""))
             conn.send(("ok", result.to_dict()))
-        except Exception:
+        except Exception:  # noqa: BLE001  one failed episode must not end the worker
             # The parent decides between a retry and an errored episode.
             conn.send(("error", traceback.format_exc()))
             if env is not None:

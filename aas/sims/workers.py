@@ -21,9 +21,10 @@ import multiprocessing as mp
 import os
 import time
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from aas.policies.base import PolicyConfig
 from aas.sims.eval_results import EpisodeResult

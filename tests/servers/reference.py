@@ -13,6 +13,7 @@ identical requests get identical answers.
 from __future__ import annotations
 
 import bisect
+import itertools
 import json
 import math
 import re
@@ -123,7 +124,7 @@ class Answerer:
         last = prompt.num_frames - 1
         ends = []
         for segment in reference[:-1]:
-            guess = segment.end + int(round(rng.normal(0.0, self.sigma_frames)))
+            guess = segment.end + round(rng.normal(0.0, self.sigma_frames))
             ends.append(_nearest(sent, guess))
         for i in range(1, len(ends)):
             if ends[i] <= ends[i - 1]:
@@ -147,7 +148,7 @@ class Answerer:
         if fault == OUT_OF_RANGE:
             segments[-1]["end"] = prompt.num_frames + 40
         if fault == GAPS:
-            for left, right in zip(segments, segments[1:]):
+            for left, right in itertools.pairwise(segments):
                 right["start"] = left["end"] + 3
         text = json.dumps({"segments": segments})
         if fault == TRUNCATED:

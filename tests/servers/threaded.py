@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import web
 
@@ -68,7 +68,7 @@ class ThreadedServer:
         await site.start()
         self.port = self._runner.addresses[0][1]
 
-    def start(self) -> ThreadedServer:
+    def start(self) -> Self:
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=10)
         return self
@@ -83,7 +83,7 @@ class ThreadedServer:
         self._thread.join(timeout=10)
         self._loop.close()
 
-    def __enter__(self) -> ThreadedServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

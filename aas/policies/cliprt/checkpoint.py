@@ -201,7 +201,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if isinstance(state, Mapping) and "state_dict" in state:
         state = state["state_dict"]
     if not isinstance(state, Mapping):
-        raise ValueError(f"{path} contains a {type(state).__name__}, not a state dict")
+        raise TypeError(f"{path} contains a {type(state).__name__}, not a state dict")
     return {_strip_module(k): v for k, v in state.items()}
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import collections
 import logging
 from dataclasses import asdict, dataclass, field
+from typing import Self
 
 import torch
 from torch import nn
@@ -242,7 +243,7 @@ class FreezeCache(Cache):
             hook.remove()
         self._hooks.clear()
 
-    def __enter__(self) -> FreezeCache:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
