@@ -11,7 +11,9 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import signal
 import sys
+import threading
 
 import draccus
 from draccus.utils import DecodingError, ParsingError
@@ -56,6 +58,14 @@ def _root_cause(exc: BaseException) -> str:
     return str(exc)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that cleanup code (worker shutdown) runs."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -64,7 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     name, rest = argv[0], argv[1:]
     module = _load(name) if name in COMMANDS else None
     if module is None:
-        print(f"aas: unknown or unavailable command {name!r}\n\n{_usage()}", file=sys.stderr)
+        print(
+            f"aas: unknown or unavailable command {name!r}\n\n{_usage()}",
+            file=sys.stderr,
+        )
         return 2
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -81,6 +94,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"aas {name}: invalid configuration: {_root_cause(exc)}", file=sys.stderr)
         return 2
+    # Without this, `kill PID` ends the parent at once and leaves rollout
+    # workers running until their episode ends.
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = (
+        signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
+    )
     try:
         return int(module.run(cfg) or 0)
     except (OSError, ValueError, KeyError) as exc:
@@ -89,9 +108,15 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"aas {name}: error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"aas {name}: interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        print(
+            f"aas {name}: interrupted; rerun the same command to resume",
+            file=sys.stderr,
+        )
+        return 128 + signal.SIGTERM if isinstance(exc, Terminated) else 130
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":
