@@ -112,11 +112,7 @@ def run_stage(
     """
     folder = root / name
     record_path = folder / STAGE_FILE
-    previous = (
-        json.loads(record_path.read_text(encoding="utf-8"))
-        if record_path.exists()
-        else None
-    )
+    previous = _read_record(record_path)
     if previous is not None and previous.get("input_hash") == input_hash:
         if previous.get("status") == STATUS_DONE:
             logger.info("pipeline: %s already done, skipped", name)
@@ -140,6 +136,27 @@ def run_stage(
     _write_record(record_path, record)
     logger.info("pipeline: %s done in %.1f s", name, record["seconds"])
     return {**record, "skipped": False}
+
+
+def _read_record(path: Path) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        logger.warning(
+            "pipeline: unreadable stage record %s (%s); running the stage again",
+            path,
+            exc,
+        )
+        return None
+    if not isinstance(record, dict):
+        logger.warning(
+            "pipeline: stage record %s is not a JSON object; running the stage again",
+            path,
+        )
+        return None
+    return record
 
 
 def _write_record(path: Path, record: dict[str, Any]) -> None:

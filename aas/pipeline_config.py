@@ -17,6 +17,24 @@ def _tiny_model() -> CLIPRTConfig:
     return CLIPRTConfig(model_name=TINY_MODEL_NAME, eval_resize=None)
 
 
+PLANNERS = ("symbolic", "llm")
+
+
+def _at_least(stage: str, settings: object, names: tuple[str, ...], low: int) -> None:
+    for name in names:
+        value = getattr(settings, name)
+        if value < low:
+            raise ValueError(f"{stage}.{name} must be at least {low}, got {value}")
+
+
+def _device_choice(stage: str, device: str, choices: tuple[str, ...]) -> None:
+    # "cuda:1" names one GPU; only the part before the colon is checked.
+    if device.split(":")[0] not in choices:
+        raise ValueError(
+            f"{stage}.device must be one of {list(choices)}, got {device!r}"
+        )
+
+
 @dataclass
 class GenerateStage:
     # LIBERO suite of the tasks.
@@ -30,6 +48,14 @@ class GenerateStage:
     camera_size: int = 128
     # Frame budget of one scripted episode, at 20 frames per second.
     max_frames: int = 900
+
+    def __post_init__(self) -> None:
+        _at_least("generate", self, ("num_demos", "camera_size", "max_frames"), 1)
+        _at_least("generate", self, ("first_init_state",), 0)
+        if not self.tasks:
+            raise ValueError(
+                "generate.tasks is empty; name at least one task of the suite"
+            )
 
 
 @dataclass
@@ -48,6 +74,14 @@ class ExportStage:
     max_shard_mb: float = 512.0
     # zlib level of the PNG images in the shards, 0 to 9.
     png_level: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.png_level <= 9:
+            raise ValueError(f"export.png_level must be 0 to 9, got {self.png_level}")
+        if self.max_shard_mb <= 0:
+            raise ValueError(
+                f"export.max_shard_mb must be positive, got {self.max_shard_mb}"
+            )
 
 
 @dataclass
@@ -81,6 +115,17 @@ class TrainStage:
     # Show a progress bar.
     progress: bool = True
 
+    def __post_init__(self) -> None:
+        _at_least("train", self, ("steps", "batch_size", "save_every", "log_every"), 1)
+        _at_least("train", self, ("warmup_steps", "num_threads"), 0)
+        if self.lr <= 0:
+            raise ValueError(f"train.lr must be positive, got {self.lr}")
+        if not 0 < self.crop_scale_min <= 1:
+            raise ValueError(
+                f"train.crop_scale_min must be in (0, 1], got {self.crop_scale_min}"
+            )
+        _device_choice("train", self.device, ("auto", "cpu", "cuda"))
+
 
 @dataclass
 class EvalStage:
@@ -101,6 +146,23 @@ class EvalStage:
     episode_timeout_s: float = 900.0
     # Torch device of policy inference in the workers.
     device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        _at_least("eval", self, ("trials",), 1)
+        _at_least("eval", self, ("workers", "videos_per_task"), 0)
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"eval.max_steps must be at least 1, got {self.max_steps}")
+        if not self.seeds:
+            raise ValueError("eval.seeds is empty; give at least one seed, such as [7]")
+        if self.planner not in PLANNERS:
+            raise ValueError(
+                f"eval.planner must be one of {list(PLANNERS)}, got {self.planner!r}"
+            )
+        if self.episode_timeout_s <= 0:
+            raise ValueError(
+                f"eval.episode_timeout_s must be positive, got {self.episode_timeout_s}"
+            )
+        _device_choice("eval", self.device, ("cpu", "cuda"))
 
 
 @dataclass

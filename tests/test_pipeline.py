@@ -219,3 +219,39 @@ def test_stage_resumes_interrupted_run(tmp_path):
 def test_consistency_error_names_stage():
     with pytest.raises(StageConsistencyError, match="pipeline stage 'export_atomic'"):
         check_equal(EXPORT_ATOMIC, "training samples", 10, 12, "one per frame")
+
+
+def test_unreadable_stage_record_reruns_stage(tmp_path):
+    run_stage(tmp_path, "work", "hash-1", lambda folder: {"run": 1})
+    (tmp_path / "work" / STAGE_FILE).write_text("not json{")
+    again = run_stage(tmp_path, "work", "hash-1", lambda folder: {"run": 2})
+    assert again["skipped"] is False
+    assert again["result"] == {"run": 2}
+
+
+@pytest.mark.parametrize(
+    ("override", "field"),
+    [
+        ("--generate.num_demos=0", "generate.num_demos"),
+        ("--export.png_level=15", "export.png_level"),
+        ("--train.steps=0", "train.steps"),
+        ("--train.device=tpu", "train.device"),
+        ("--eval.trials=0", "eval.trials"),
+        ("--eval.seeds=[]", "eval.seeds"),
+        ("--eval.planner=oracle", "eval.planner"),
+        ("--eval.workers=-1", "eval.workers"),
+    ],
+)
+def test_bad_setting_fails_before_any_stage(tmp_path, capsys, override, field):
+    out = tmp_path / "run"
+    code = main(
+        [
+            "pipeline",
+            f"--config_path={CONFIG}",
+            f"--output_dir={out}",
+            override,
+        ]
+    )
+    assert code == 2
+    assert field in capsys.readouterr().err
+    assert not (out / GENERATE).exists()

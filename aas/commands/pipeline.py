@@ -20,11 +20,18 @@ from __future__ import annotations
 
 import logging
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from aas.commands.common import prepare_output_dir, save_config
-from aas.pipeline import SUMMARY_FILE, PipelineSettings, format_summary, run_pipeline
+from aas.pipeline import (
+    SUMMARY_FILE,
+    PipelineSettings,
+    StageConsistencyError,
+    format_summary,
+    run_pipeline,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +54,11 @@ def run(cfg: Config) -> int:
         shutil.rmtree(out)
     out = prepare_output_dir(out, overwrite=cfg.overwrite, resume=cfg.resume)
     save_config(cfg, out)
-    summary = run_pipeline(cfg, out)
+    try:
+        summary = run_pipeline(cfg, out)
+    except StageConsistencyError as exc:
+        print(f"aas pipeline: error: {exc}", file=sys.stderr)
+        return 1
     print()
     print(format_summary(summary))
     print(f"summary in {out / SUMMARY_FILE}")
