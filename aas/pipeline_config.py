@@ -10,14 +10,12 @@ from dataclasses import dataclass, field
 
 from aas.policies.cliprt.config import TINY_MODEL_NAME, CLIPRTConfig
 from aas.segmenters import KinematicConfig, SegmenterConfig
+from aas.sims.evaluate import PLANNER_TYPES
 from aas.validation import ValidationConfig
 
 
 def _tiny_model() -> CLIPRTConfig:
     return CLIPRTConfig(model_name=TINY_MODEL_NAME, eval_resize=None)
-
-
-PLANNERS = ("symbolic", "llm")
 
 
 def _at_least(stage: str, settings: object, names: tuple[str, ...], low: int) -> None:
@@ -154,9 +152,9 @@ class EvalStage:
             raise ValueError(f"eval.max_steps must be at least 1, got {self.max_steps}")
         if not self.seeds:
             raise ValueError("eval.seeds is empty; give at least one seed, such as [7]")
-        if self.planner not in PLANNERS:
+        if self.planner not in PLANNER_TYPES:
             raise ValueError(
-                f"eval.planner must be one of {list(PLANNERS)}, got {self.planner!r}"
+                f"eval.planner must be one of {list(PLANNER_TYPES)}, got {self.planner!r}"
             )
         if self.episode_timeout_s <= 0:
             raise ValueError(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aas.pipeline_config import (
     EvalStage,
@@ -20,6 +20,9 @@ from aas.pipeline_config import (
     TrainStage,
 )
 from aas.schema import Provenance, Segment, Segmentation, read_segmentations
+
+if TYPE_CHECKING:
+    from aas.sims.eval_results import EpisodeResult
 
 WHOLE_DEMO_OP = "whole_demo"
 WHOLE_DEMO_SEGMENTER = "whole_demo"
@@ -351,7 +354,7 @@ def eval_stage(
     instruction for the whole episode.
     """
     import aas.policies.cliprt.eval_config as cliprt_eval
-    from aas.sims.eval_results import EpisodeResult, RateSummary
+    from aas.sims.eval_results import EpisodeResult
     from aas.sims.evaluate import EvalSettings, PlannerChoice, evaluate
     from aas.sims.workers import default_workers
 
@@ -383,9 +386,10 @@ def eval_stage(
         cfg.trials * len(specs) * len(cfg.seeds),
         "trials x tasks x seeds",
     )
-    rate = RateSummary.of(episodes)
-    # The demos start from init states first_init_state .. + num_demos - 1;
-    # trials from those states test on starts seen in training.
+    # The demos start from init states first_init_state .. + num_demos - 1,
+    # so trials from those states start where a training demo started.
+    # NOTE: a requested init state counts as seen even when its demo failed
+    # generation or validation and so was not trained on.
     demo_states = range(
         generate.first_init_state, generate.first_init_state + generate.num_demos
     )
@@ -394,11 +398,7 @@ def eval_stage(
     return {
         "mode": f"planner:{cfg.planner}" if planner else "task instruction",
         "max_steps": info["protocol"]["max_steps"],
-        "episodes": rate.trials,
-        "successes": rate.successes,
-        "errors": rate.errors,
-        "success_rate": rate.success_rate,
-        "ci95": [rate.ci95_low, rate.ci95_high],
+        **_rate_dict(episodes),
         "seen_init_states": _rate_dict(seen),
         "held_out_init_states": _rate_dict(held_out),
         "per_task": info["per_task"],
@@ -406,13 +406,15 @@ def eval_stage(
     }
 
 
-def _rate_dict(episodes: list) -> dict[str, Any]:
+def _rate_dict(episodes: list[EpisodeResult]) -> dict[str, Any]:
+    """Summarise episodes as counts, success rate and 95% Wilson interval."""
     from aas.sims.eval_results import RateSummary
 
     rate = RateSummary.of(episodes)
     return {
         "episodes": rate.trials,
         "successes": rate.successes,
+        "errors": rate.errors,
         "success_rate": rate.success_rate,
         "ci95": [rate.ci95_low, rate.ci95_high],
     }

@@ -13,7 +13,7 @@ import pytest
 
 from aas.policies.base import NoopPolicy, PolicyConfig
 from aas.sims.eval_results import EpisodeLog, wilson_interval
-from aas.sims.evaluate import EvalSettings, evaluate
+from aas.sims.evaluate import EvalSettings, PlannerChoice, evaluate
 from aas.sims.scripted_policy import ScriptedConfig
 
 TASK = 8  # libero_goal: put the bowl on the plate (grasp, place)
@@ -136,8 +136,6 @@ def test_eval_resumes_after_kill(tmp_path):
 
 
 def test_eval_planner_mode_reports_each_step(tmp_path):
-    from aas.sims.evaluate import PlannerChoice
-
     info = evaluate(
         ScriptedConfig(),
         _settings(),
@@ -155,3 +153,8 @@ def test_eval_planner_mode_reports_each_step(tmp_path):
     assert steps[0]["instruction"] == "pick up the black bowl"
     assert info["episodes"][0]["success"] is True
     assert len(info["per_step"]) == 2
+
+
+def test_unknown_planner_rejected_before_workers():
+    with pytest.raises(ValueError, match="unknown planner 'oracle'"):
+        PlannerChoice("oracle")

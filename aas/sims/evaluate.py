@@ -43,6 +43,7 @@ MAX_STEPS = {
 }
 PROTOCOL_SEED = 7
 PROTOCOL_TRIALS = 50
+PLANNER_TYPES = ("symbolic", "llm")
 
 
 @dataclass
@@ -54,16 +55,20 @@ class PlannerChoice:
     # LLM planner only: local model folder or GGUF path; empty uses the bundled SmolLM2.
     model: str = ""
 
+    def __post_init__(self) -> None:
+        # Checked here, not in build(): workers build the planner, and a
+        # worker that raises is restarted until every episode counts as failed.
+        if self.type not in PLANNER_TYPES:
+            raise ValueError(
+                f"unknown planner {self.type!r}; expected one of {list(PLANNER_TYPES)}"
+            )
+
     def build(self):
         from aas.policies.planner import LLMPlanner, LLMPlannerConfig, SymbolicPlanner
 
         if self.type == "symbolic":
             return SymbolicPlanner()
-        if self.type == "llm":
-            return LLMPlanner(
-                LLMPlannerConfig(model=self.model) if self.model else None
-            )
-        raise ValueError(f"unknown planner {self.type!r}; expected 'symbolic' or 'llm'")
+        return LLMPlanner(LLMPlannerConfig(model=self.model) if self.model else None)
 
 
 @dataclass
